@@ -1,0 +1,15 @@
+"""jsoftmax: fast, numerically trustworthy softmax functions for JAX."""
+
+from jsoftmax.softmax import log_softmax
+from jsoftmax.softmax import logsumexp
+from jsoftmax.softmax import softmax
+from jsoftmax.softmax import softmax_jacobian
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+    "softmax_jacobian",
+]

@@ -1,0 +1,126 @@
+"""Eager argument checks shared by the public functions.
+
+Everything here runs on Python values and static shapes only: it never forces a
+traced value to the host. A check that needs a value (``temperature >= 0``) is
+done only when the value is concrete; a traced bad value is left to the private
+cores, which turn it into NaN in the affected row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Axis = int | Sequence[int] | None
+
+_SIXTEEN_BIT = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
+
+
+def as_float_array(x, name: str) -> jax.Array:
+    """``x`` as an array of a floating dtype; integers and bools promote like jax.nn."""
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {x.dtype}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    return x
+
+
+def compute_dtype(dtype) -> jnp.dtype:
+    """float16 and bfloat16 are computed in float32; wider floats as they are."""
+    dtype = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32) if dtype in _SIXTEEN_BIT else dtype
+
+
+def normalize_axes(axis: Axis, ndim: int, name: str = "axis") -> tuple[int, ...]:
+    """A sorted tuple of non-negative axes; ``None`` means every axis."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}={axis!r} is out of range for an array of rank {ndim}")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={axis!r} repeats an axis")
+    return tuple(sorted(out))
+
+
+def normalize_axis(axis: int, ndim: int, name: str = "axis") -> int:
+    """One non-negative axis (for maps that change the length along it)."""
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}={axis!r} is out of range for an array of rank {ndim}")
+    return int(axis) % ndim
+
+
+def keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def is_concrete(value) -> bool:
+    return not isinstance(value, jax.core.Tracer)
+
+
+def row_parameter(value, shape, axes, dtype, name: str, *, allow_inf: bool = True):
+    """A per-row parameter (temperature) as an array that broadcasts against ``x``.
+
+    Accepts a scalar, an array broadcastable to the keepdims shape, or an array of
+    exactly the reduced shape (one value per row). Returns a scalar array or an
+    array of full rank, so strict rank promotion never trips. A concrete negative,
+    NaN (or, with ``allow_inf=False``, infinite) value raises ``ValueError``.
+    """
+    value = jnp.asarray(value) if not isinstance(value, jax.Array) else value
+    if not jnp.issubdtype(value.dtype, jnp.floating) and not jnp.issubdtype(
+        value.dtype, jnp.integer
+    ):
+        raise TypeError(f"{name} must be a real number or array, got dtype {value.dtype}")
+    if is_concrete(value):
+        host = np.asarray(value, dtype=np.float64)
+        if np.isnan(host).any() or (host < 0).any():
+            raise ValueError(f"{name} must be >= 0 and not NaN, got {_short(host)}")
+        if not allow_inf and np.isinf(host).any():
+            raise ValueError(f"{name} must be finite, got {_short(host)}")
+    kd = keepdims_shape(tuple(shape), axes)
+    reduced = tuple(n for i, n in enumerate(shape) if i not in axes)
+    if value.ndim == 0:
+        pass
+    elif value.shape == reduced and value.ndim != len(shape):
+        value = jnp.expand_dims(value, axes)
+    elif value.ndim == len(shape) and _broadcasts_to(value.shape, kd):
+        pass
+    else:
+        raise ValueError(
+            f"{name} of shape {value.shape} is neither a scalar, nor one value per row "
+            f"(shape {reduced}), nor broadcastable to the keepdims shape {kd}"
+        )
+    return value.astype(dtype)
+
+
+def where_mask(where, shape, name: str = "where"):
+    """``where`` as a boolean array broadcast to ``shape`` (or None)."""
+    if where is None:
+        return None
+    where = jnp.asarray(where)
+    if where.dtype != jnp.bool_:
+        raise TypeError(f"{name} must be a boolean array, got dtype {where.dtype}")
+    if where.ndim != len(shape) and where.ndim != 0:
+        raise ValueError(f"{name} of shape {where.shape} must have the rank of x, shape {shape}")
+    if not _broadcasts_to(where.shape, tuple(shape)):
+        raise ValueError(f"{name} of shape {where.shape} does not broadcast to {tuple(shape)}")
+    return jnp.broadcast_to(where, shape)
+
+
+def _broadcasts_to(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:
+    return len(src) == len(dst) and all(s in (1, d) for s, d in zip(src, dst))
+
+
+def _short(host: np.ndarray) -> str:
+    return repr(host.item()) if host.size == 1 else f"an array with min {np.nanmin(host)!r}"

@@ -1,0 +1,388 @@
+"""Softmax, log-softmax and logsumexp with temperature, safe at every IEEE input.
+
+Public functions validate and normalise their arguments, then call one of three
+private ``custom_jvp`` cores. All three share :func:`_scaled_logits`, one pass
+that folds the edge cases of DESIGN.md into the ordinary arithmetic:
+
+* ``shift`` is the row max, except 0 for a row with no finite-or-``+inf`` entry,
+  so an all ``-inf`` row gives ``-inf - 0 = -inf`` rather than ``-inf + inf = NaN``;
+* ``z = where(x == shift, 0, (x - shift) / T)`` makes the max entries exactly 0.
+  That single select yields the hard max at ``T = 0`` (``0/0`` never happens),
+  the ``+inf`` limit (``inf - inf`` never happens) and costs one compare;
+* a ``-inf`` entry stays ``-inf`` at ``T = inf`` (``-inf * 0`` never happens).
+
+A NaN anywhere in a row makes its max NaN, which then reaches every entry of
+that row and no other row.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.custom_derivatives import SymbolicZero
+
+from jsoftmax import _validate
+
+__all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian"]
+
+
+# --------------------------------------------------------------------------- #
+# Private math shared by the cores (plain jnp; also differentiated for order 2).
+# --------------------------------------------------------------------------- #
+def _inverse_temperature(temperature):
+    # T < 0 or NaN (only reachable traced) -> NaN, which poisons just its row.
+    return jnp.where(temperature >= 0, 1 / temperature, jnp.nan)
+
+
+def _scaled_logits(x, temperature, axes):
+    """``z = (x - max) / T`` with the edge cases folded in; also the raw row max."""
+    row_max = jnp.max(x, axes, keepdims=True)
+    shift = lax.stop_gradient(jnp.where(row_max == -jnp.inf, 0, row_max))
+    inv_t = _inverse_temperature(temperature)
+    scaled = jnp.where(x == -jnp.inf, -jnp.inf, (x - shift) * inv_t)
+    z = jnp.where(x == shift, 0, scaled)
+    return z, row_max, inv_t
+
+
+def _gradient_scale(row_max, inv_t):
+    """``1/T`` for derivatives: 0 at ``T = 0``, ``T = inf`` and on ``+inf`` rows."""
+    return jnp.where((row_max == jnp.inf) | (inv_t == jnp.inf), 0, inv_t)
+
+
+def _centered(v, y, axes):
+    """``v - <y, v>`` along ``axes``, exact in the dominant entry's tail.
+
+    At a row like ``softmax([40, 0])`` the dominant ``y_0`` rounds to 1 and the
+    plain ``v_0 - (y_0 v_0 + y_1 v_1)`` cancels to 0, losing the true value
+    ``y_1 (v_0 - v_1)``. The result is invariant to shifting ``v`` by a per-row
+    constant, so we first subtract ``v`` at the (at most one) entry with
+    ``y > 1/2``: the dominant term of the dot product is then exactly 0 and the
+    remaining terms carry the tail. The map is linear in ``v``, so reverse mode
+    (JAX's transpose of it) keeps the tail too.
+    """
+    reference = jnp.sum(jnp.where(y > 0.5, v, 0), axes, keepdims=True)
+    shifted = v - reference
+    return shifted - jnp.sum(y * shifted, axes, keepdims=True)
+
+
+def _temperature_direction(z, tangent_t, tangent_x):
+    """Combined direction ``dx - z·dT`` (``d(z)/dT = -z/T``), skipping symbolic zeros."""
+    t_zero = isinstance(tangent_t, SymbolicZero)
+    x_zero = isinstance(tangent_x, SymbolicZero)
+    if t_zero:
+        return tangent_x if not x_zero else jnp.zeros_like(z)
+    # z is -inf only where the probability is 0; those entries carry no T-derivative.
+    along_t = jnp.where(z == -jnp.inf, 0, z) * tangent_t
+    return -along_t if x_zero else tangent_x - along_t
+
+
+# --------------------------------------------------------------------------- #
+# softmax
+# --------------------------------------------------------------------------- #
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _softmax_core(x, temperature, axes):
+    z, _, _ = _scaled_logits(x, temperature, axes)
+    unnormalized = jnp.exp(z)
+    total = jnp.sum(unnormalized, axes, keepdims=True)
+    # An all -inf / all masked row sums to 0: return zeros, not 0/0.
+    return unnormalized / jnp.where(total == 0, 1, total)
+
+
+@partial(_softmax_core.defjvp, symbolic_zeros=True)
+def _softmax_jvp(axes, primals, tangents):
+    # Own rule: keeps the tail (see _centered), zero derivatives on edge rows, and
+    # an exact d/dT without differentiating through the max.
+    x, temperature = primals
+    tangent_x, tangent_t = tangents
+    z, row_max, inv_t = _scaled_logits(x, temperature, axes)
+    unnormalized = jnp.exp(z)
+    total = jnp.sum(unnormalized, axes, keepdims=True)
+    y = unnormalized / jnp.where(total == 0, 1, total)
+    if isinstance(tangent_x, SymbolicZero) and isinstance(tangent_t, SymbolicZero):
+        return y, jnp.zeros_like(y)
+    v = _temperature_direction(z, tangent_t, tangent_x)
+    return y, y * (_gradient_scale(row_max, inv_t) * _centered(v, y, axes))
+
+
+# --------------------------------------------------------------------------- #
+# log_softmax
+# --------------------------------------------------------------------------- #
+def _log_softmax_parts(x, temperature, axes):
+    z, row_max, inv_t = _scaled_logits(x, temperature, axes)
+    total = jnp.sum(jnp.exp(z), axes, keepdims=True)
+    # log(0) only for all -inf rows, where z is -inf too: log of 1 keeps z = -inf.
+    log_p = z - jnp.log(jnp.where(total == 0, 1, total))
+    return log_p, z, row_max, inv_t
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _log_softmax_core(x, temperature, axes):
+    return _log_softmax_parts(x, temperature, axes)[0]
+
+
+@partial(_log_softmax_core.defjvp, symbolic_zeros=True)
+def _log_softmax_jvp(axes, primals, tangents):
+    # Own rule: tail-exact, and 0 (not 1) at -inf entries whose output stays -inf.
+    x, temperature = primals
+    tangent_x, tangent_t = tangents
+    log_p, z, row_max, inv_t = _log_softmax_parts(x, temperature, axes)
+    if isinstance(tangent_x, SymbolicZero) and isinstance(tangent_t, SymbolicZero):
+        return log_p, jnp.zeros_like(log_p)
+    y = jnp.exp(log_p)
+    v = _temperature_direction(z, tangent_t, tangent_x)
+    tangent = _gradient_scale(row_max, inv_t) * _centered(v, y, axes)
+    return log_p, jnp.where(z == -jnp.inf, 0, tangent)
+
+
+# --------------------------------------------------------------------------- #
+# logsumexp
+# --------------------------------------------------------------------------- #
+def _logsumexp_parts(x, temperature, axes):
+    z, row_max, inv_t = _scaled_logits(x, temperature, axes)
+    unnormalized = jnp.exp(z)
+    total = jnp.sum(unnormalized, axes, keepdims=True)
+    log_total = jnp.log(total)
+    # T·log Σ: 0 when a single entry carries the row (also at T = 0 or inf);
+    # an all -inf row is -inf at every T (0·log 0 must not become NaN).
+    scaled = jnp.where(log_total == 0, 0, temperature * log_total)
+    value = jnp.where(row_max == -jnp.inf, -jnp.inf, row_max + scaled)
+    return value, z, unnormalized, total, row_max
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _logsumexp_core(x, temperature, axes):
+    return _logsumexp_parts(x, temperature, axes)[0]
+
+
+@partial(_logsumexp_core.defjvp, symbolic_zeros=True)
+def _logsumexp_jvp(axes, primals, tangents):
+    # Own rule: d/dx = softmax, d/dT = entropy of the softmax; 0 on +inf and
+    # all -inf rows instead of inf - inf.
+    x, temperature = primals
+    tangent_x, tangent_t = tangents
+    value, z, unnormalized, total, row_max = _logsumexp_parts(x, temperature, axes)
+    weight = jnp.where((row_max == jnp.inf) | (total == 0), 0, 1 / total)
+    y = unnormalized * weight
+    tangent = jnp.zeros_like(value)
+    if not isinstance(tangent_x, SymbolicZero):
+        tangent = tangent + jnp.sum(y * tangent_x, axes, keepdims=True)
+    if not isinstance(tangent_t, SymbolicZero):
+        # d/dT [T log Σ exp(x/T)] = -Σ y log y = log Σ exp(z) - <y, z>.
+        z_safe = jnp.where(z == -jnp.inf, 0, z)
+        entropy = jnp.log(jnp.where(total == 0, 1, total)) - jnp.sum(
+            y * z_safe, axes, keepdims=True
+        )
+        tangent = tangent + jnp.where(weight == 0, 0, entropy) * tangent_t
+    return value, tangent
+
+
+# --------------------------------------------------------------------------- #
+# Public API
+# --------------------------------------------------------------------------- #
+def _prepare(x, axis, where, temperature, name="x"):
+    """Validate eagerly; return compute-dtype ``x`` (masked to -inf), axes, T."""
+    x = _validate.as_float_array(x, name)
+    axes = _validate.normalize_axes(axis, x.ndim)
+    dtype = _validate.compute_dtype(x.dtype)
+    temperature = _validate.row_parameter(temperature, x.shape, axes, dtype, "temperature")
+    mask = _validate.where_mask(where, x.shape)
+    return x, axes, temperature, mask
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _softmax_jit(x, temperature, axes, mask):
+    xc = _masked(x, mask)
+    return _softmax_core(xc, temperature, axes).astype(x.dtype)
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _log_softmax_jit(x, temperature, axes, mask):
+    xc = _masked(x, mask)
+    return _log_softmax_core(xc, temperature, axes).astype(x.dtype)
+
+
+@partial(jax.jit, static_argnums=(2, 4))
+def _logsumexp_jit(x, temperature, axes, mask, keepdims):
+    xc = _masked(x, mask)
+    value = _logsumexp_core(xc, temperature, axes)
+    value = value if keepdims else jnp.squeeze(value, axes)
+    return value.astype(x.dtype)
+
+
+def _masked(x, mask):
+    xc = x.astype(_validate.compute_dtype(x.dtype))
+    return xc if mask is None else jnp.where(mask, xc, -jnp.inf)
+
+
+def softmax(x, axis: _validate.Axis = -1, where=None, *, temperature=1.0) -> jax.Array:
+    r"""Softmax with temperature, safe at ``±inf``, NaN and masked rows.
+
+    .. math::
+        \mathrm{softmax}(x)_i = \frac{\exp(x_i / T)}{\sum_{j} \exp(x_j / T)}
+
+    A drop-in replacement for :func:`jax.nn.softmax` (same positional arguments).
+    Edge rows: ``-inf`` and masked entries get 0; an all ``-inf`` / all masked row
+    is all 0; ``k`` entries at ``+inf`` share ``1/k``; a NaN poisons its own row
+    only. ``T = 0`` is the hard max (ties share equally), ``T = inf`` is uniform
+    over the unmasked, non ``-inf`` entries; both have zero derivative. The JVP
+    keeps the tail (``grad softmax([40, 0])[0]`` is ``[4.25e-18, -4.25e-18]``).
+
+    Args:
+      x: logits, any real dtype; float16/bfloat16 are computed in float32 and
+        returned in their own dtype; integers promote like ``jax.nn``.
+      axis: int, tuple of ints or None: the axes normalised over.
+      where: optional boolean mask broadcastable to ``x``; False entries are
+        excluded (probability 0, gradient 0).
+      temperature: ``T >= 0``; a scalar, one value per row, or an array that
+        broadcasts to the keepdims shape. Traced and differentiable. A concrete
+        negative or NaN value raises ``ValueError``; a traced one gives NaN rows.
+
+    Returns:
+      Probabilities with the shape and dtype of ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jsoftmax
+      >>> jnp.set_printoptions(precision=4)
+      >>> print(jsoftmax.softmax(jnp.array([1.0, 2.0, 3.0])))
+      [0.09   0.2447 0.6652]
+      >>> print(jsoftmax.softmax(jnp.array([0.0, -jnp.inf, jnp.inf, jnp.inf])))
+      [0.  0.  0.5 0.5]
+      >>> print(jsoftmax.softmax(jnp.array([1.0, 3.0, 3.0]), temperature=0.0))
+      [0.  0.5 0.5]
+
+    References:
+      Bridle, *Probabilistic interpretation of feedforward classification network
+      outputs*, 1990.
+    """
+    x, axes, temperature, mask = _prepare(x, axis, where, temperature)
+    return _softmax_jit(x, temperature, axes, mask)
+
+
+def log_softmax(x, axis: _validate.Axis = -1, where=None, *, temperature=1.0) -> jax.Array:
+    r"""Log-softmax with temperature, finite wherever the log-probability is.
+
+    .. math::
+        \mathrm{log\_softmax}(x)_i = x_i / T - \log \sum_j \exp(x_j / T)
+
+    A drop-in replacement for :func:`jax.nn.log_softmax`. Edge rows: ``-inf``
+    there for ``-inf`` and masked entries (with derivative 0); all ``-inf`` for an
+    all-masked row; ``-log k`` on ``k`` entries at ``+inf``; NaN only in a row that
+    holds a NaN. Computed without forming ``log(softmax)``, so float16 input
+    ``zeros(65536)`` gives ``-11.09``, not ``-inf``.
+
+    Args:
+      x: logits (see :func:`softmax` for dtypes).
+      axis: int, tuple of ints or None.
+      where: optional boolean mask broadcastable to ``x``.
+      temperature: ``T >= 0`` as in :func:`softmax`.
+
+    Returns:
+      Log-probabilities with the shape and dtype of ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jsoftmax
+      >>> jnp.set_printoptions(precision=4)
+      >>> print(jsoftmax.log_softmax(jnp.array([1.0, 2.0, 3.0])))
+      [-2.4076 -1.4076 -0.4076]
+      >>> print(jsoftmax.log_softmax(jnp.array([-jnp.inf, -jnp.inf])))
+      [-inf -inf]
+    """
+    x, axes, temperature, mask = _prepare(x, axis, where, temperature)
+    return _log_softmax_jit(x, temperature, axes, mask)
+
+
+def logsumexp(
+    x, axis: _validate.Axis = -1, where=None, *, temperature=1.0, keepdims: bool = False
+) -> jax.Array:
+    r"""Temperature-scaled log-sum-exp, the log-normaliser of :func:`softmax`.
+
+    .. math::
+        \mathrm{logsumexp}(x) = T \log \sum_j \exp(x_j / T)
+
+    Note the defaults follow :func:`softmax` (``axis=-1``, ``where`` third), not
+    :func:`jax.nn.logsumexp` (``axis=None``, ``b`` third): pass ``axis`` and
+    ``where`` by keyword when porting code that used ``b``. ``T = 0`` is the max.
+    ``∂/∂x`` is the softmax and ``∂/∂T`` its entropy. Edge rows: ``-inf`` for an
+    all ``-inf`` / all masked row (derivative 0), ``+inf`` if any entry is
+    ``+inf`` (derivative 0), NaN if the row holds a NaN.
+
+    Args:
+      x: values (see :func:`softmax` for dtypes).
+      axis: int, tuple of ints or None.
+      where: optional boolean mask broadcastable to ``x``.
+      temperature: ``T >= 0`` as in :func:`softmax`.
+      keepdims: keep the reduced axes with length 1.
+
+    Returns:
+      The reduced array, in the dtype of ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jsoftmax
+      >>> jnp.set_printoptions(precision=4)
+      >>> print(jsoftmax.logsumexp(jnp.array([[0.0, 0.0], [1.0, -jnp.inf]])))
+      [0.6931 1.    ]
+      >>> print(jsoftmax.logsumexp(jnp.array([1.0, 5.0]), temperature=0.0))
+      5.0
+    """
+    x, axes, temperature, mask = _prepare(x, axis, where, temperature)
+    return _logsumexp_jit(x, temperature, axes, mask, bool(keepdims))
+
+
+def softmax_jacobian(x, *, temperature=1.0, axis: int = -1) -> jax.Array:
+    r"""The Jacobian of :func:`softmax` along one axis, in closed form.
+
+    .. math::
+        \frac{\partial y_i}{\partial x_j} = \frac{y_i (\delta_{ij} - y_j)}{T}
+
+    The diagonal is formed as ``y_i Σ_{j≠i} y_j`` so a dominant entry keeps its tail.
+    Edge rows follow :func:`softmax`'s derivatives (0 at ``T = 0``, ``T = inf``, on
+    ``+inf`` rows and at ``-inf`` entries).
+
+    Args:
+      x: logits ``[..., K]`` (``axis`` moves to the end).
+      temperature: ``T >= 0``, scalar or one per row.
+      axis: the softmax axis.
+
+    Returns:
+      ``[..., K, K]`` with ``out[..., i, j] = ∂y_i/∂x_j``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jsoftmax
+      >>> jnp.set_printoptions(precision=4)
+      >>> print(jsoftmax.softmax_jacobian(jnp.array([0.0, 0.0])))
+      [[ 0.25 -0.25]
+       [-0.25  0.25]]
+    """
+    x = _validate.as_float_array(x, "x")
+    axis = _validate.normalize_axis(axis, x.ndim)
+    x = jnp.moveaxis(x, axis, -1)
+    dtype = _validate.compute_dtype(x.dtype)
+    temperature = _validate.row_parameter(temperature, x.shape, (x.ndim - 1,), dtype, "temperature")
+    return _softmax_jacobian_jit(x, temperature)
+
+
+@jax.jit
+def _softmax_jacobian_jit(x, temperature):
+    xc = x.astype(_validate.compute_dtype(x.dtype))
+    axes = (xc.ndim - 1,)
+    z, row_max, inv_t = _scaled_logits(xc, temperature, axes)
+    unnormalized = jnp.exp(z)
+    total = jnp.sum(unnormalized, axes, keepdims=True)
+    y = unnormalized / jnp.where(total == 0, 1, total)
+    scale = _gradient_scale(row_max, inv_t)[..., None]
+    # Diagonal y_i (1 - y_i), with 1 - y_i summed over the other entries where
+    # y_i > 1/2 (tail-exact, see _centered).
+    dominant = y > 0.5
+    rest_mass = jnp.sum(jnp.where(dominant, 0, y), axes, keepdims=True)
+    rest = jnp.where(dominant, rest_mass, 1 - y)
+    outer = -y[..., :, None] * y[..., None, :]
+    eye = jnp.eye(y.shape[-1], dtype=bool)
+    jac = jnp.where(eye, (y * rest)[..., :, None], outer) * scale
+    return jac.astype(x.dtype)
