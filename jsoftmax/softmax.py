@@ -41,15 +41,20 @@ def _scaled_logits(x, temperature, axes):
     """``z = (x - max) / T`` with the edge cases folded in; also the raw row max."""
     row_max = jnp.max(x, axes, keepdims=True)
     shift = lax.stop_gradient(jnp.where(row_max == -jnp.inf, 0, row_max))
-    inv_t = _inverse_temperature(temperature)
-    scaled = jnp.where(x == -jnp.inf, -jnp.inf, (x - shift) * inv_t)
-    z = jnp.where(x == shift, 0, scaled)
-    return z, row_max, inv_t
+    scaled = jnp.where(x == -jnp.inf, -jnp.inf, (x - shift) * _inverse_temperature(temperature))
+    return jnp.where(x == shift, 0, scaled), row_max
 
 
-def _gradient_scale(row_max, inv_t):
-    """``1/T`` for derivatives: 0 at ``T = 0``, ``T = inf`` and on ``+inf`` rows."""
-    return jnp.where((row_max == jnp.inf) | (inv_t == jnp.inf), 0, inv_t)
+def _derivative_scale(x, temperature, axes):
+    """``1/T`` for derivatives: 0 at ``T = 0`` and on rows holding ``+inf``.
+
+    (At ``T = inf`` it is 0 already.) Differentiable in ``T`` for second order.
+    """
+    row_max = lax.stop_gradient(jnp.max(x, axes, keepdims=True))
+    hard = (row_max == jnp.inf) | (lax.stop_gradient(1 / temperature) == jnp.inf)
+    # Double where: the T fed to 1/T is never 0, so d(1/T)/dT is never inf and
+    # the unselected branch cannot turn a zero cotangent into NaN.
+    return jnp.where(hard, 0, _inverse_temperature(jnp.where(hard, 1, temperature)))
 
 
 def _centered(v, y, axes):
@@ -68,15 +73,21 @@ def _centered(v, y, axes):
     return shifted - jnp.sum(y * shifted, axes, keepdims=True)
 
 
-def _temperature_direction(z, tangent_t, tangent_x):
-    """Combined direction ``dx - z·dT`` (``d(z)/dT = -z/T``), skipping symbolic zeros."""
-    t_zero = isinstance(tangent_t, SymbolicZero)
-    x_zero = isinstance(tangent_x, SymbolicZero)
-    if t_zero:
-        return tangent_x if not x_zero else jnp.zeros_like(z)
-    # z is -inf only where the probability is 0; those entries carry no T-derivative.
-    along_t = jnp.where(z == -jnp.inf, 0, z) * tangent_t
-    return -along_t if x_zero else tangent_x - along_t
+def _direction(log_p, tangent_x, tangent_t):
+    """The tangent of ``z = x/T`` in units of ``1/T``: ``dx - z·dT``.
+
+    ``z`` may be replaced by ``log p`` because :func:`_centered` is shift
+    invariant; entries with ``p = 0`` (``log p = -inf``) carry no weight and are
+    set to 0 so that ``0·inf`` never appears. Symbolic zeros are skipped.
+    """
+    if isinstance(tangent_t, SymbolicZero):
+        return tangent_x
+    along_t = jnp.where(log_p == -jnp.inf, 0, log_p) * tangent_t
+    return -along_t if isinstance(tangent_x, SymbolicZero) else tangent_x - along_t
+
+
+def _no_tangent(tangents):
+    return all(isinstance(t, SymbolicZero) for t in tangents)
 
 
 # --------------------------------------------------------------------------- #
@@ -84,7 +95,7 @@ def _temperature_direction(z, tangent_t, tangent_x):
 # --------------------------------------------------------------------------- #
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _softmax_core(x, temperature, axes):
-    z, _, _ = _scaled_logits(x, temperature, axes)
+    z, _ = _scaled_logits(x, temperature, axes)
     unnormalized = jnp.exp(z)
     total = jnp.sum(unnormalized, axes, keepdims=True)
     # An all -inf / all masked row sums to 0: return zeros, not 0/0.
@@ -93,89 +104,75 @@ def _softmax_core(x, temperature, axes):
 
 @partial(_softmax_core.defjvp, symbolic_zeros=True)
 def _softmax_jvp(axes, primals, tangents):
-    # Own rule: keeps the tail (see _centered), zero derivatives on edge rows, and
-    # an exact d/dT without differentiating through the max.
+    # Own rule: keeps the tail (see _centered), zero derivatives on edge rows, an
+    # exact d/dT; calling the core again makes every higher order exact too.
     x, temperature = primals
-    tangent_x, tangent_t = tangents
-    z, row_max, inv_t = _scaled_logits(x, temperature, axes)
-    unnormalized = jnp.exp(z)
-    total = jnp.sum(unnormalized, axes, keepdims=True)
-    y = unnormalized / jnp.where(total == 0, 1, total)
-    if isinstance(tangent_x, SymbolicZero) and isinstance(tangent_t, SymbolicZero):
+    y = _softmax_core(x, temperature, axes)
+    if _no_tangent(tangents):
         return y, jnp.zeros_like(y)
-    v = _temperature_direction(z, tangent_t, tangent_x)
-    return y, y * (_gradient_scale(row_max, inv_t) * _centered(v, y, axes))
+    log_p = None
+    if not isinstance(tangents[1], SymbolicZero):
+        log_p = _log_softmax_core(x, temperature, axes)
+    v = _direction(log_p, *tangents)
+    return y, y * (_derivative_scale(x, temperature, axes) * _centered(v, y, axes))
 
 
 # --------------------------------------------------------------------------- #
 # log_softmax
 # --------------------------------------------------------------------------- #
-def _log_softmax_parts(x, temperature, axes):
-    z, row_max, inv_t = _scaled_logits(x, temperature, axes)
-    total = jnp.sum(jnp.exp(z), axes, keepdims=True)
-    # log(0) only for all -inf rows, where z is -inf too: log of 1 keeps z = -inf.
-    log_p = z - jnp.log(jnp.where(total == 0, 1, total))
-    return log_p, z, row_max, inv_t
-
-
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _log_softmax_core(x, temperature, axes):
-    return _log_softmax_parts(x, temperature, axes)[0]
+    z, _ = _scaled_logits(x, temperature, axes)
+    total = jnp.sum(jnp.exp(z), axes, keepdims=True)
+    # log(0) only for all -inf rows, where z is -inf too: log of 1 keeps z = -inf.
+    return z - jnp.log(jnp.where(total == 0, 1, total))
 
 
 @partial(_log_softmax_core.defjvp, symbolic_zeros=True)
 def _log_softmax_jvp(axes, primals, tangents):
     # Own rule: tail-exact, and 0 (not 1) at -inf entries whose output stays -inf.
     x, temperature = primals
-    tangent_x, tangent_t = tangents
-    log_p, z, row_max, inv_t = _log_softmax_parts(x, temperature, axes)
-    if isinstance(tangent_x, SymbolicZero) and isinstance(tangent_t, SymbolicZero):
+    log_p = _log_softmax_core(x, temperature, axes)
+    if _no_tangent(tangents):
         return log_p, jnp.zeros_like(log_p)
     y = jnp.exp(log_p)
-    v = _temperature_direction(z, tangent_t, tangent_x)
-    tangent = _gradient_scale(row_max, inv_t) * _centered(v, y, axes)
-    return log_p, jnp.where(z == -jnp.inf, 0, tangent)
+    v = _direction(log_p, *tangents)
+    tangent = _derivative_scale(x, temperature, axes) * _centered(v, y, axes)
+    return log_p, jnp.where(log_p == -jnp.inf, 0, tangent)
 
 
 # --------------------------------------------------------------------------- #
 # logsumexp
 # --------------------------------------------------------------------------- #
-def _logsumexp_parts(x, temperature, axes):
-    z, row_max, inv_t = _scaled_logits(x, temperature, axes)
-    unnormalized = jnp.exp(z)
-    total = jnp.sum(unnormalized, axes, keepdims=True)
-    log_total = jnp.log(total)
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _logsumexp_core(x, temperature, axes):
+    """Keepdims ``T·log Σ exp(x/T)``."""
+    z, row_max = _scaled_logits(x, temperature, axes)
+    log_total = jnp.log(jnp.sum(jnp.exp(z), axes, keepdims=True))
     # T·log Σ: 0 when a single entry carries the row (also at T = 0 or inf);
     # an all -inf row is -inf at every T (0·log 0 must not become NaN).
     scaled = jnp.where(log_total == 0, 0, temperature * log_total)
-    value = jnp.where(row_max == -jnp.inf, -jnp.inf, row_max + scaled)
-    return value, z, unnormalized, total, row_max
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _logsumexp_core(x, temperature, axes):
-    return _logsumexp_parts(x, temperature, axes)[0]
+    return jnp.where(row_max == -jnp.inf, -jnp.inf, row_max + scaled)
 
 
 @partial(_logsumexp_core.defjvp, symbolic_zeros=True)
 def _logsumexp_jvp(axes, primals, tangents):
-    # Own rule: d/dx = softmax, d/dT = entropy of the softmax; 0 on +inf and
-    # all -inf rows instead of inf - inf.
+    # Own rule: d/dx = softmax and d/dT = its entropy, both 0 on +inf rows
+    # instead of inf - inf; the softmax core makes higher orders exact.
     x, temperature = primals
     tangent_x, tangent_t = tangents
-    value, z, unnormalized, total, row_max = _logsumexp_parts(x, temperature, axes)
-    weight = jnp.where((row_max == jnp.inf) | (total == 0), 0, 1 / total)
-    y = unnormalized * weight
+    value = _logsumexp_core(x, temperature, axes)
+    if _no_tangent(tangents):
+        return value, jnp.zeros_like(value)
+    row_max = lax.stop_gradient(jnp.max(x, axes, keepdims=True))
+    y = jnp.where(row_max == jnp.inf, 0, _softmax_core(x, temperature, axes))
     tangent = jnp.zeros_like(value)
     if not isinstance(tangent_x, SymbolicZero):
         tangent = tangent + jnp.sum(y * tangent_x, axes, keepdims=True)
     if not isinstance(tangent_t, SymbolicZero):
-        # d/dT [T log Σ exp(x/T)] = -Σ y log y = log Σ exp(z) - <y, z>.
-        z_safe = jnp.where(z == -jnp.inf, 0, z)
-        entropy = jnp.log(jnp.where(total == 0, 1, total)) - jnp.sum(
-            y * z_safe, axes, keepdims=True
-        )
-        tangent = tangent + jnp.where(weight == 0, 0, entropy) * tangent_t
+        log_p = _log_softmax_core(x, temperature, axes)
+        entropy = -jnp.sum(y * jnp.where(y > 0, log_p, 0), axes, keepdims=True)
+        tangent = tangent + entropy * tangent_t
     return value, tangent
 
 
@@ -372,13 +369,10 @@ def softmax_jacobian(x, *, temperature=1.0, axis: int = -1) -> jax.Array:
 def _softmax_jacobian_jit(x, temperature):
     xc = x.astype(_validate.compute_dtype(x.dtype))
     axes = (xc.ndim - 1,)
-    z, row_max, inv_t = _scaled_logits(xc, temperature, axes)
-    unnormalized = jnp.exp(z)
-    total = jnp.sum(unnormalized, axes, keepdims=True)
-    y = unnormalized / jnp.where(total == 0, 1, total)
-    scale = _gradient_scale(row_max, inv_t)[..., None]
-    # Diagonal y_i (1 - y_i), with 1 - y_i summed over the other entries where
-    # y_i > 1/2 (tail-exact, see _centered).
+    y = _softmax_core(xc, temperature, axes)
+    scale = _derivative_scale(xc, temperature, axes)[..., None]
+    # Diagonal y_i (1 - y_i); where y_i > 1/2, 1 - y_i is summed over the other
+    # entries so a dominant entry keeps its tail (see _centered).
     dominant = y > 0.5
     rest_mass = jnp.sum(jnp.where(dominant, 0, y), axes, keepdims=True)
     rest = jnp.where(dominant, rest_mass, 1 - y)

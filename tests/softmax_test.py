@@ -1,0 +1,472 @@
+"""Tests for jsoftmax.softmax: values, derivatives, edge rows, sharding, dtypes."""
+
+from functools import partial
+
+import chex
+import hypothesis.extra.numpy as hnp
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+from absl.testing import parameterized
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from jax.test_util import check_grads
+
+import jsoftmax
+
+inf, nan = np.inf, np.nan
+settings.register_profile("jsoftmax", derandomize=True, deadline=None, max_examples=60)
+settings.load_profile("jsoftmax")
+
+NORMALISERS = {
+    "softmax": jsoftmax.softmax,
+    "log_softmax": jsoftmax.log_softmax,
+    "logsumexp": jsoftmax.logsumexp,
+}
+
+
+# --------------------------------------------------------------------------- #
+# mpmath references
+# --------------------------------------------------------------------------- #
+def _mp_row(row, temperature):
+    mpmath.mp.prec = 200
+    xs = [mpmath.mpf(float(v)) / mpmath.mpf(float(temperature)) for v in row]
+    top = max(xs)
+    total = mpmath.fsum(mpmath.exp(v - top) for v in xs)
+    lse = top + mpmath.log(total)
+    log_p = [v - lse for v in xs]
+    return (
+        np.array([float(mpmath.exp(v)) for v in log_p]),
+        np.array([float(v) for v in log_p]),
+        float(lse * mpmath.mpf(float(temperature))),
+    )
+
+
+def _rows(rng, dtype):
+    rows, temps = [], []
+    for scale in (1.0, 30.0, 1e4):
+        for t in (1e-3, 0.5, 1.0, 7.0, 1e3):
+            rows.append((rng.standard_normal(12) * scale).astype(dtype))
+            temps.append(t)
+    return np.stack(rows), np.array(temps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_accuracy_against_mpmath(dtype):
+    rng = np.random.default_rng(0)
+    x, temps = _rows(rng, dtype)
+    t = jnp.asarray(temps[:, None], dtype)
+    p = np.asarray(jsoftmax.softmax(jnp.asarray(x), temperature=t), np.float64)
+    lp = np.asarray(jsoftmax.log_softmax(jnp.asarray(x), temperature=t), np.float64)
+    lse = np.asarray(jsoftmax.logsumexp(jnp.asarray(x), temperature=t), np.float64)
+    eps = np.finfo(dtype).eps
+    worst = {"softmax": 0.0, "log_softmax": 0.0, "logsumexp": 0.0}
+    for i in range(len(x)):
+        # The input row is exact in dtype; T is rounded to dtype, so use that T.
+        ref_p, ref_lp, ref_lse = _mp_row(x[i], dtype(temps[i]))
+        big = ref_p > np.finfo(dtype).tiny / eps
+        rel_p = np.abs(p[i] - ref_p)[big] / ref_p[big]
+        # log-probabilities: error relative to the size of the exponent involved
+        scale_lp = np.maximum(np.abs(x[i].astype(np.float64) / dtype(temps[i])).max(), 1)
+        worst["softmax"] = max(worst["softmax"], rel_p.max() / eps)
+        worst["log_softmax"] = max(
+            worst["log_softmax"], (np.abs(lp[i] - ref_lp) / scale_lp).max() / eps
+        )
+        worst["logsumexp"] = max(
+            worst["logsumexp"], abs(lse[i] - ref_lse) / max(abs(ref_lse), 1) / eps
+        )
+    print(f"worst error in eps of {np.dtype(dtype).name}: {worst}")
+    # softmax: relative error grows like |x/T|·eps through exp of a rounded
+    # difference; the rows here reach |x/T| ~ 1e7, so we bound by that.
+    assert worst["log_softmax"] < 8
+    assert worst["logsumexp"] < 8
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_relative_accuracy_moderate_rows(dtype):
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((20, 16)) * 3).astype(dtype)
+    p = np.asarray(jsoftmax.softmax(jnp.asarray(x)), np.float64)
+    worst = 0.0
+    for i in range(len(x)):
+        ref = _mp_row(x[i], 1.0)[0]
+        worst = max(worst, (np.abs(p[i] - ref) / ref).max())
+    print(f"softmax worst relative error, |x| <~ 10: {worst / np.finfo(dtype).eps:.2f} eps")
+    assert worst < 16 * np.finfo(dtype).eps
+
+
+# --------------------------------------------------------------------------- #
+# Drop-in equality with jax.nn
+# --------------------------------------------------------------------------- #
+class DropInTest(parameterized.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(dict(axis=-1), dict(axis=0), dict(axis=1), dict(axis=(0, 2)), dict(axis=None))
+    def test_matches_jax_nn(self, axis):
+        x = jax.random.normal(jax.random.key(0), (3, 4, 5))
+        where = jax.random.bernoulli(jax.random.key(1), 0.8, (3, 4, 5))
+        ours = self.variant(lambda x: jsoftmax.softmax(x, axis))(x)
+        np.testing.assert_allclose(ours, jax.nn.softmax(x, axis), rtol=1e-14)
+        ours = self.variant(lambda x: jsoftmax.log_softmax(x, axis, where))(x)
+        theirs = jax.nn.log_softmax(x, axis, where)
+        np.testing.assert_allclose(np.where(where, ours, 0), np.where(where, theirs, 0),
+                                   rtol=1e-13, atol=1e-14)
+        ours = self.variant(lambda x: jsoftmax.logsumexp(x, axis))(x)
+        np.testing.assert_allclose(ours, jax.nn.logsumexp(x, axis), rtol=1e-14)
+        ours = self.variant(lambda x: jsoftmax.logsumexp(x, axis, where=where))(x)
+        np.testing.assert_allclose(ours, jax.nn.logsumexp(x, axis, where=where), rtol=1e-14)
+
+    def test_integer_input_promotes_like_jax_nn(self):
+        x = jnp.array([1, 2, 3])
+        np.testing.assert_allclose(jsoftmax.softmax(x), jax.nn.softmax(x), rtol=1e-14)
+        assert jsoftmax.softmax(x).dtype == jax.nn.softmax(x).dtype
+
+
+# --------------------------------------------------------------------------- #
+# Derivatives
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("name", list(NORMALISERS))
+def test_check_grads_in_x_and_temperature(name):
+    fn = NORMALISERS[name]
+    x = jax.random.normal(jax.random.key(2), (3, 5))
+    t = jnp.array([[0.7], [1.3], [2.0]])
+    check_grads(lambda x, t: fn(x, temperature=t), (x, t), order=2, modes=("fwd", "rev"))
+    where = jnp.array([[True, False, True, True, True]] * 3)
+    check_grads(lambda x: fn(x, where=where, temperature=0.9), (x,), order=2,
+                modes=("fwd", "rev"))
+
+
+def test_hessian_of_log_softmax():
+    x = jax.random.normal(jax.random.key(3), (6,))
+    p = jsoftmax.softmax(x)
+    hess = jax.hessian(lambda x: jnp.dot(jnp.arange(6.0), jsoftmax.log_softmax(x)))(x)
+    # Each log p_i has Hessian -(diag p - p pᵀ): weighted by c_i it scales by Σc.
+    expected = -(jnp.diag(p) - jnp.outer(p, p)) * jnp.sum(jnp.arange(6.0))
+    np.testing.assert_allclose(hess, expected, rtol=1e-12, atol=1e-14)
+    hess_lse = jax.hessian(jsoftmax.logsumexp)(x)
+    np.testing.assert_allclose(hess_lse, jnp.diag(p) - jnp.outer(p, p), atol=1e-14)
+
+
+@pytest.mark.parametrize("name", list(NORMALISERS))
+def test_temperature_derivative_against_finite_differences(name):
+    fn = NORMALISERS[name]
+    x = jnp.array([[0.3, -1.2, 2.5, 0.0], [4.0, 4.0, -3.0, 1.0]])
+    t0, h = 1.7, 1e-6
+    cot = jnp.ones_like(fn(x, temperature=t0))
+    grad = jax.grad(lambda t: jnp.sum(cot * fn(x, temperature=t)))(t0)
+    fd = (jnp.sum(fn(x, temperature=t0 + h)) - jnp.sum(fn(x, temperature=t0 - h))) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-7, atol=1e-9)
+    tangent = jax.jvp(lambda t: fn(x, temperature=t), (t0,), (1.0,))[1]
+    fd_vec = (fn(x, temperature=t0 + h) - fn(x, temperature=t0 - h)) / (2 * h)
+    np.testing.assert_allclose(tangent, fd_vec, rtol=1e-6, atol=1e-9)
+
+
+def test_logsumexp_temperature_derivative_is_entropy():
+    x = jnp.array([0.5, 1.5, -0.25])
+    p = jsoftmax.softmax(x, temperature=2.0)
+    grad = jax.grad(lambda t: jsoftmax.logsumexp(x, temperature=t))(2.0)
+    np.testing.assert_allclose(grad, -jnp.sum(p * jnp.log(p)), rtol=1e-13)
+
+
+def test_tail_of_the_jvp_is_kept():
+    x = jnp.array([40.0, 0.0])
+    tail = np.exp(-40.0) / (1 + np.exp(-40.0))
+    for grad in (jax.grad(lambda x: jsoftmax.softmax(x)[0])(x),
+                 jax.jacfwd(jsoftmax.softmax)(x)[0],
+                 jax.jacrev(jsoftmax.softmax)(x)[0]):
+        np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
+    grad = jax.grad(lambda x: jsoftmax.log_softmax(x)[0])(x)
+    np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
+    np.testing.assert_allclose(jsoftmax.softmax_jacobian(x)[0], [tail, -tail], rtol=1e-14)
+
+
+def test_softmax_gradient_rows_sum_to_zero():
+    x = jax.random.normal(jax.random.key(4), (4, 7)) * 5
+    jac = jax.vmap(jax.jacrev(jsoftmax.softmax))(x)
+    np.testing.assert_allclose(jnp.sum(jac, -1), 0, atol=1e-15)
+
+
+def test_softmax_jacobian_closed_form():
+    x = jax.random.normal(jax.random.key(5), (2, 3, 5))
+    t = jnp.array([[[0.5], [1.0], [2.0]]] * 2)
+    expected = jax.vmap(jax.vmap(jax.jacfwd(lambda r, t: jsoftmax.softmax(r, temperature=t))))(
+        x, t
+    )
+    np.testing.assert_allclose(jsoftmax.softmax_jacobian(x, temperature=t), expected,
+                               rtol=1e-12, atol=1e-15)
+    moved = jsoftmax.softmax_jacobian(jnp.moveaxis(x, -1, 0), axis=0)
+    np.testing.assert_allclose(moved, jsoftmax.softmax_jacobian(x), rtol=1e-14)
+
+
+# --------------------------------------------------------------------------- #
+# Edge rows (DESIGN.md), values and derivatives
+# --------------------------------------------------------------------------- #
+EDGE_ROWS = {
+    "some -inf": ([1.0, -inf, 2.0, -inf], [0.2689414213699951, 0, 0.7310585786300049, 0]),
+    "all -inf": ([-inf, -inf, -inf, -inf], [0, 0, 0, 0]),
+    "two +inf": ([1.0, inf, -inf, inf], [0, 0.5, 0, 0.5]),
+    "nan": ([1.0, nan, 2.0, 0.0], [nan] * 4),
+}
+
+
+def _all_derivatives(fn, x):
+    """Order-1 and order-2 derivatives by forward and reverse mode."""
+    return {
+        "jacfwd": jax.jacfwd(fn)(x),
+        "jacrev": jax.jacrev(fn)(x),
+        "hessian": jax.hessian(lambda x: jnp.sum(jnp.where(jnp.isfinite(fn(x)), fn(x), 0)))(x),
+    }
+
+
+@pytest.mark.parametrize("case", list(EDGE_ROWS))
+def test_edge_rows_values_and_derivatives(case):
+    row, expected_p = EDGE_ROWS[case]
+    x = jnp.array(row)
+    p = jsoftmax.softmax(x)
+    np.testing.assert_allclose(p, expected_p, rtol=1e-14)
+    lp = jsoftmax.log_softmax(x)
+    with np.errstate(divide="ignore"):
+        expected_lp = np.log(np.array(expected_p))
+    np.testing.assert_allclose(lp, expected_lp, rtol=1e-14)
+    lse = jsoftmax.logsumexp(x)
+    finite = np.asarray(x)[np.isfinite(x)]
+    expected_lse = {
+        "some -inf": np.log(np.sum(np.exp(finite))) if finite.size else -inf,
+        "all -inf": -inf,
+        "two +inf": inf,
+        "nan": nan,
+    }[case]
+    np.testing.assert_allclose(lse, expected_lse, rtol=1e-14)
+    for fn in (jsoftmax.softmax, jsoftmax.log_softmax, jsoftmax.logsumexp):
+        for mode, d in _all_derivatives(fn, x).items():
+            if case == "nan":
+                assert np.isnan(d).all(), (fn.__name__, mode)
+                continue
+            assert np.isfinite(d).all(), (fn.__name__, mode, d)
+            d = np.asarray(d)
+            if case in ("all -inf", "two +inf"):
+                np.testing.assert_array_equal(d, 0, err_msg=f"{fn.__name__} {mode}")
+            else:  # zero at the -inf entries
+                dead = ~np.isfinite(row)
+                np.testing.assert_array_equal(d[..., dead], 0, err_msg=f"{fn.__name__} {mode}")
+                if fn is not jsoftmax.logsumexp and mode != "hessian":
+                    np.testing.assert_array_equal(d[dead], 0)
+
+
+def test_masked_equals_minus_inf_values_and_gradients():
+    x = jnp.array([[0.3, 1.0, -2.0, 0.5]])
+    where = jnp.array([[True, False, True, False]])
+    x_inf = jnp.where(where, x, -inf)
+    for fn in (jsoftmax.softmax, jsoftmax.log_softmax, jsoftmax.logsumexp):
+        np.testing.assert_array_equal(fn(x, where=where), fn(x_inf))
+        g_mask = jax.grad(lambda x: jnp.sum(jnp.where(jnp.isfinite(v := fn(x, where=where)), v, 0)))(x)
+        assert np.isfinite(g_mask).all()
+        np.testing.assert_array_equal(g_mask[~where], 0)
+    all_masked = jnp.zeros_like(where)
+    np.testing.assert_array_equal(jsoftmax.softmax(x, where=all_masked), 0)
+    np.testing.assert_array_equal(jsoftmax.log_softmax(x, where=all_masked), -inf)
+    np.testing.assert_array_equal(jsoftmax.logsumexp(x, where=all_masked), -inf)
+    g = jax.grad(lambda x: jnp.sum(jsoftmax.softmax(x, where=all_masked) * x))(x)
+    np.testing.assert_array_equal(g, 0)
+
+
+def test_nan_is_confined_to_its_row():
+    x = jax.random.normal(jax.random.key(6), (4, 5))
+    bad = x.at[2, 3].set(nan)
+    w = jax.random.normal(jax.random.key(7), (4, 5))
+    for fn in (jsoftmax.softmax, jsoftmax.log_softmax):
+        out, good = fn(bad), fn(x)
+        assert np.isnan(out[2]).all()
+        np.testing.assert_array_equal(np.delete(out, 2, 0), np.delete(good, 2, 0))
+        g_bad = jax.grad(lambda x: jnp.sum(w * fn(x)))(bad)
+        g_good = jax.grad(lambda x: jnp.sum(w * fn(x)))(x)
+        assert np.isnan(g_bad[2]).all()
+        np.testing.assert_array_equal(np.delete(g_bad, 2, 0), np.delete(g_good, 2, 0))
+        jvp = jax.jvp(fn, (bad,), (w,))[1]
+        assert np.isnan(jvp[2]).all() and np.isfinite(np.delete(jvp, 2, 0)).all()
+    lse = jsoftmax.logsumexp(bad)
+    assert np.isnan(lse[2]) and np.isfinite(np.delete(lse, 2)).all()
+
+
+# --------------------------------------------------------------------------- #
+# Temperature
+# --------------------------------------------------------------------------- #
+def test_zero_temperature_is_hard_max_with_shared_ties():
+    x = jnp.array([[1.0, 3.0, 3.0, -inf], [2.0, -1.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(jsoftmax.softmax(x, temperature=0.0),
+                                  [[0, 0.5, 0.5, 0], [1, 0, 0, 0]])
+    np.testing.assert_allclose(jsoftmax.log_softmax(x, temperature=0.0),
+                               [[-inf, -np.log(2), -np.log(2), -inf], [0, -inf, -inf, -inf]])
+    np.testing.assert_array_equal(jsoftmax.logsumexp(x, temperature=0.0), [3.0, 2.0])
+    for fn in (jsoftmax.softmax, jsoftmax.log_softmax):
+        g = jax.jacrev(lambda x, t: fn(x, temperature=t), argnums=(0, 1))(x, 0.0)
+        np.testing.assert_array_equal(g[0], 0)
+        np.testing.assert_array_equal(g[1], 0)
+
+
+def test_infinite_temperature_is_uniform_over_live_entries():
+    x = jnp.array([[1.0, 300.0, -inf, -2.0], [-inf, -inf, -inf, -inf]])
+    np.testing.assert_allclose(jsoftmax.softmax(x, temperature=inf),
+                               [[1 / 3, 1 / 3, 0, 1 / 3], [0, 0, 0, 0]], rtol=1e-15)
+    g = jax.jacrev(lambda x, t: jsoftmax.softmax(x, temperature=t), argnums=(0, 1))(x, inf)
+    np.testing.assert_array_equal(g[0], 0)
+    np.testing.assert_array_equal(g[1], 0)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("temperature", [1e-30, 1e30])
+def test_extreme_temperatures_do_not_overflow_into_nan(dtype, temperature):
+    x = jnp.array([[1.0, 2.0, -inf, 2.0], [-5.0, 0.0, 1e3, -1e3]], dtype)
+    for fn in NORMALISERS.values():
+        out = fn(x, temperature=temperature)
+        assert not np.isnan(out).any(), fn.__name__
+        g = jax.grad(lambda x, t: jnp.sum(jnp.where(jnp.isfinite(v := fn(x, temperature=t)), v, 0)),
+                     argnums=(0, 1))(x, jnp.asarray(temperature, dtype))
+        assert not np.isnan(g[0]).any() and not np.isnan(g[1]).any(), fn.__name__
+    p = jsoftmax.softmax(x, temperature=temperature)
+    if temperature < 1:
+        np.testing.assert_allclose(p, [[0, 0.5, 0, 0.5], [0, 0, 1, 0]])
+    else:
+        np.testing.assert_allclose(p, [[1 / 3, 1 / 3, 0, 1 / 3], [0.25] * 4], rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-1.0, nan, np.array([[1.0], [-0.5]])])
+def test_concrete_bad_temperature_raises(bad):
+    x = jnp.ones((2, 3))
+    for fn in list(NORMALISERS.values()) + [jsoftmax.softmax_jacobian]:
+        with pytest.raises(ValueError, match="temperature"):
+            fn(x, temperature=bad)
+    with pytest.raises(ValueError, match="temperature"):
+        jsoftmax.sample(jax.random.key(0), x, temperature=bad)
+
+
+def test_traced_bad_temperature_gives_nan_in_that_row_only():
+    x = jax.random.normal(jax.random.key(8), (3, 4))
+    t = jnp.array([1.0, -1.0, nan])
+    for fn in NORMALISERS.values():
+        out = jax.jit(lambda x, t: fn(x, temperature=t))(x, t)
+        assert np.isfinite(out[0]).all()
+        assert np.isnan(out[1]).all() and np.isnan(out[2]).all()
+
+
+def test_temperature_shapes():
+    x = jax.random.normal(jax.random.key(9), (3, 4))
+    per_row = jnp.array([0.5, 1.0, 2.0])
+    expected = jnp.stack([jsoftmax.softmax(x[i], temperature=float(per_row[i])) for i in range(3)])
+    np.testing.assert_allclose(jsoftmax.softmax(x, temperature=per_row), expected, rtol=1e-14)
+    np.testing.assert_allclose(jsoftmax.softmax(x, temperature=per_row[:, None]), expected,
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match="temperature"):
+        jsoftmax.softmax(x, temperature=jnp.ones(4))
+
+
+def test_temperature_is_traced_no_retrace():
+    x = jax.random.normal(jax.random.key(10), (3, 4))
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def f(x, t):
+        return jsoftmax.softmax(x, temperature=t), jsoftmax.logsumexp(x, temperature=t)
+
+    for t in (0.5, 1.0, 3.0, 0.0):
+        f(x, jnp.float64(t))
+
+
+def test_bad_arguments_name_themselves():
+    x = jnp.ones((2, 3))
+    with pytest.raises(ValueError, match="axis"):
+        jsoftmax.softmax(x, axis=2)
+    with pytest.raises(TypeError, match="where"):
+        jsoftmax.softmax(x, where=jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match="where"):
+        jsoftmax.softmax(x, where=jnp.ones((3, 3), bool))
+    with pytest.raises(TypeError, match="x must be real"):
+        jsoftmax.softmax(jnp.ones(3, jnp.complex64))
+
+
+# --------------------------------------------------------------------------- #
+# Precision
+# --------------------------------------------------------------------------- #
+def test_sixteen_bit_inputs_are_computed_in_float32():
+    lp = jsoftmax.log_softmax(jnp.zeros(65536, jnp.float16))
+    assert lp.dtype == jnp.float16
+    np.testing.assert_allclose(np.asarray(lp, np.float64), -np.log(65536), rtol=1e-3)
+    x = jax.random.normal(jax.random.key(11), (8, 1000)) * 4
+    for dtype in (jnp.bfloat16, jnp.float16):
+        xd = x.astype(dtype)
+        ref = jax.nn.softmax(xd.astype(jnp.float64))
+        out = jsoftmax.softmax(xd)
+        assert out.dtype == dtype
+        normal = ref > float(jnp.finfo(dtype).tiny)
+        rel = (np.abs(np.asarray(out, np.float64) - ref) / ref)[normal]
+        # only the final rounding to 16 bits remains: half an ulp of the format
+        assert rel.max() <= float(jnp.finfo(dtype).eps) / 2 * 1.01
+
+
+def test_float32_stays_float32():
+    x = jnp.ones((2, 3), jnp.float32)
+    for fn in NORMALISERS.values():
+        assert fn(x).dtype == jnp.float32
+        assert fn(x, temperature=jnp.float64(2.0)).dtype == jnp.float32
+
+
+# --------------------------------------------------------------------------- #
+# Transformations and sharding
+# --------------------------------------------------------------------------- #
+def test_vmap_matches_batched():
+    x = jax.random.normal(jax.random.key(12), (5, 6))
+    t = jnp.linspace(0.5, 2.0, 5)
+    for fn in NORMALISERS.values():
+        batched = fn(x, temperature=t)
+        mapped = jax.vmap(lambda r, t: fn(r, temperature=t))(x, t)
+        np.testing.assert_allclose(mapped, batched, rtol=1e-14)
+        g = jax.vmap(jax.grad(lambda r, t: jnp.sum(fn(r, temperature=t) ** 2), argnums=(0, 1)))(x, t)
+        assert np.isfinite(g[0]).all() and np.isfinite(g[1]).all()
+
+
+@pytest.mark.parametrize("spec", [P("d", None), P(None, "d")], ids=["batch", "class"])
+def test_sharded_jit_equals_unsharded(cpu_devices, spec):
+    mesh = jax.sharding.Mesh(np.array(cpu_devices), ("d",))
+    x = jax.random.normal(jax.random.key(13), (16, 32), dtype=jnp.float32)
+    xs = jax.device_put(x, NamedSharding(mesh, spec))
+    for fn in NORMALISERS.values():
+        f = jax.jit(lambda x: fn(x, temperature=0.7))
+        np.testing.assert_allclose(f(xs), f(x), rtol=1e-6)
+        g = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(fn(x, temperature=0.7)))))
+        np.testing.assert_allclose(g(xs), g(x), rtol=1e-5, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- #
+# Properties
+# --------------------------------------------------------------------------- #
+_finite_rows = hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 9)),
+                          elements=st.floats(-1e3, 1e3))
+_temps = st.floats(1e-2, 1e2)
+
+
+@given(_finite_rows, _temps)
+def test_rows_sum_to_one_and_shift_invariance(x, t):
+    p = jsoftmax.softmax(x, temperature=t)
+    np.testing.assert_allclose(jnp.sum(p, -1), 1, rtol=1e-13)
+    shifted = jsoftmax.softmax(x + 123.0, temperature=t)
+    np.testing.assert_allclose(shifted, p, rtol=1e-9, atol=1e-300)
+
+
+@given(_finite_rows, _temps)
+def test_log_softmax_is_log_of_softmax(x, t):
+    p = np.asarray(jsoftmax.softmax(x, temperature=t))
+    lp = np.asarray(jsoftmax.log_softmax(x, temperature=t))
+    ok = p > 1e-300
+    np.testing.assert_allclose(np.log(p[ok]), lp[ok], rtol=1e-12, atol=1e-12)
+
+
+@given(_finite_rows, _temps)
+def test_temperature_equals_dividing_logits(x, t):
+    np.testing.assert_allclose(jsoftmax.softmax(x, temperature=t), jsoftmax.softmax(x / t),
+                               rtol=1e-9, atol=1e-300)
+    np.testing.assert_allclose(jsoftmax.logsumexp(x, temperature=t),
+                               t * jsoftmax.logsumexp(x / t), rtol=1e-12, atol=1e-12)
