@@ -66,7 +66,7 @@ def _sample_jit(key, logits, temperature, mask, axis, shape):
     x = logits.astype(_validate.compute_dtype(logits.dtype))
     if mask is not None:
         x = jnp.where(mask, x, -jnp.inf)
-    z, row_max, _ = _scaled_logits(x, temperature, (axis,))
+    z, row_max = _scaled_logits(x, temperature, (axis,))
     z = jnp.moveaxis(z, axis, -1)
     row_max = jnp.moveaxis(row_max, axis, -1)
     gumbel = jax.random.gumbel(key, shape + z.shape[-1:], z.dtype)

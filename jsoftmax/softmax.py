@@ -9,7 +9,9 @@ that folds the edge cases of DESIGN.md into the ordinary arithmetic:
 * ``z = where(x == shift, 0, (x - shift) / T)`` makes the max entries exactly 0.
   That single select yields the hard max at ``T = 0`` (``0/0`` never happens),
   the ``+inf`` limit (``inf - inf`` never happens) and costs one compare;
-* a ``-inf`` entry stays ``-inf`` at ``T = inf`` (``-inf * 0`` never happens).
+* a ``-inf`` entry stays ``-inf`` at ``T = inf`` (``-inf * 0`` never happens),
+  and so does a finite entry in a row holding ``+inf``: ``+inf / T`` is infinite
+  for every ``T``, so the ``+inf`` entries keep all the mass even at ``T = inf``.
 
 A NaN anywhere in a row makes its max NaN, which then reaches every entry of
 that row and no other row.
@@ -41,7 +43,10 @@ def _scaled_logits(x, temperature, axes):
     """``z = (x - max) / T`` with the edge cases folded in; also the raw row max."""
     row_max = jnp.max(x, axes, keepdims=True)
     shift = lax.stop_gradient(jnp.where(row_max == -jnp.inf, 0, row_max))
-    scaled = jnp.where(x == -jnp.inf, -jnp.inf, (x - shift) * _inverse_temperature(temperature))
+    distance = x - shift
+    # distance is -inf at -inf entries, and at finite entries of a row holding
+    # +inf; keeping it -inf avoids -inf * 0 = NaN at T = inf.
+    scaled = jnp.where(distance == -jnp.inf, -jnp.inf, distance * _inverse_temperature(temperature))
     return jnp.where(x == shift, 0, scaled), row_max
 
 
@@ -224,7 +229,8 @@ def softmax(x, axis: _validate.Axis = -1, where=None, *, temperature=1.0) -> jax
     Edge rows: ``-inf`` and masked entries get 0; an all ``-inf`` / all masked row
     is all 0; ``k`` entries at ``+inf`` share ``1/k``; a NaN poisons its own row
     only. ``T = 0`` is the hard max (ties share equally), ``T = inf`` is uniform
-    over the unmasked, non ``-inf`` entries; both have zero derivative. The JVP
+    over the unmasked, non ``-inf`` entries (over the ``+inf`` entries if there
+    are any); both have zero derivative. The JVP
     keeps the tail (``grad softmax([40, 0])[0]`` is ``[4.25e-18, -4.25e-18]``).
 
     Args:
