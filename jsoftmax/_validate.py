@@ -43,9 +43,13 @@ def normalize_axes(axis: Axis, ndim: int, name: str = "axis") -> tuple[int, ...]
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)):
-            raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}")
+            raise TypeError(
+                f"{name} must be an int, a tuple of ints or None, got {axis!r}"
+            )
         if not -ndim <= a < ndim:
-            raise ValueError(f"{name}={axis!r} is out of range for an array of rank {ndim}")
+            raise ValueError(
+                f"{name}={axis!r} is out of range for an array of rank {ndim}"
+            )
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{name}={axis!r} repeats an axis")
@@ -81,7 +85,9 @@ def row_parameter(value, shape, axes, dtype, name: str, *, allow_inf: bool = Tru
     if not jnp.issubdtype(value.dtype, jnp.floating) and not jnp.issubdtype(
         value.dtype, jnp.integer
     ):
-        raise TypeError(f"{name} must be a real number or array, got dtype {value.dtype}")
+        raise TypeError(
+            f"{name} must be a real number or array, got dtype {value.dtype}"
+        )
     if is_concrete(value):
         host = np.asarray(value, dtype=np.float64)
         if np.isnan(host).any() or (host < 0).any():
@@ -112,15 +118,25 @@ def where_mask(where, shape, name: str = "where"):
     if where.dtype != jnp.bool_:
         raise TypeError(f"{name} must be a boolean array, got dtype {where.dtype}")
     if where.ndim != len(shape) and where.ndim != 0:
-        raise ValueError(f"{name} of shape {where.shape} must have the rank of x, shape {shape}")
+        raise ValueError(
+            f"{name} of shape {where.shape} must have the rank of x, shape {shape}"
+        )
     if not _broadcasts_to(where.shape, tuple(shape)):
-        raise ValueError(f"{name} of shape {where.shape} does not broadcast to {tuple(shape)}")
+        raise ValueError(
+            f"{name} of shape {where.shape} does not broadcast to {tuple(shape)}"
+        )
     return jnp.broadcast_to(where, shape)
 
 
 def _broadcasts_to(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:
-    return len(src) == len(dst) and all(s in (1, d) for s, d in zip(src, dst))
+    if len(src) != len(dst):
+        return False
+    return all(s in (1, d) for s, d in zip(src, dst, strict=True))
 
 
 def _short(host: np.ndarray) -> str:
-    return repr(host.item()) if host.size == 1 else f"an array with min {np.nanmin(host)!r}"
+    return (
+        repr(host.item())
+        if host.size == 1
+        else f"an array with min {np.nanmin(host)!r}"
+    )

@@ -46,7 +46,9 @@ def _scaled_logits(x, temperature, axes):
     distance = x - shift
     # distance is -inf at -inf entries, and at finite entries of a row holding
     # +inf; keeping it -inf avoids -inf * 0 = NaN at T = inf.
-    scaled = jnp.where(distance == -jnp.inf, -jnp.inf, distance * _inverse_temperature(temperature))
+    scaled = jnp.where(
+        distance == -jnp.inf, -jnp.inf, distance * _inverse_temperature(temperature)
+    )
     return jnp.where(x == shift, 0, scaled), row_max
 
 
@@ -189,7 +191,9 @@ def _prepare(x, axis, where, temperature, name="x"):
     x = _validate.as_float_array(x, name)
     axes = _validate.normalize_axes(axis, x.ndim)
     dtype = _validate.compute_dtype(x.dtype)
-    temperature = _validate.row_parameter(temperature, x.shape, axes, dtype, "temperature")
+    temperature = _validate.row_parameter(
+        temperature, x.shape, axes, dtype, "temperature"
+    )
     mask = _validate.where_mask(where, x.shape)
     return x, axes, temperature, mask
 
@@ -265,7 +269,9 @@ def softmax(x, axis: _validate.Axis = -1, where=None, *, temperature=1.0) -> jax
     return _softmax_jit(x, temperature, axes, mask)
 
 
-def log_softmax(x, axis: _validate.Axis = -1, where=None, *, temperature=1.0) -> jax.Array:
+def log_softmax(
+    x, axis: _validate.Axis = -1, where=None, *, temperature=1.0
+) -> jax.Array:
     r"""Log-softmax with temperature, finite wherever the log-probability is.
 
     .. math::
@@ -367,7 +373,9 @@ def softmax_jacobian(x, *, temperature=1.0, axis: int = -1) -> jax.Array:
     axis = _validate.normalize_axis(axis, x.ndim)
     x = jnp.moveaxis(x, axis, -1)
     dtype = _validate.compute_dtype(x.dtype)
-    temperature = _validate.row_parameter(temperature, x.shape, (x.ndim - 1,), dtype, "temperature")
+    temperature = _validate.row_parameter(
+        temperature, x.shape, (x.ndim - 1,), dtype, "temperature"
+    )
     return _softmax_jacobian_jit(x, temperature)
 
 

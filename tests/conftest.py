@@ -1,4 +1,7 @@
-"""Shared fixtures; the jax settings (8 CPU devices, x64, strict ranks) are in ../conftest.py."""
+"""Shared fixtures.
+
+The jax settings (8 CPU devices, x64, strict ranks) live in ../conftest.py so that
+the doctests in jsoftmax/ run under them too."""
 
 import jax
 import pytest
@@ -8,5 +11,7 @@ import pytest
 def cpu_devices():
     devices = jax.devices("cpu")
     if len(devices) < 8:
-        pytest.fail(f"expected 8 host CPU devices, got {len(devices)}: XLA_FLAGS set too late")
+        pytest.fail(
+            f"expected 8 host CPU devices, got {len(devices)}: XLA_FLAGS set too late"
+        )
     return devices[:8]

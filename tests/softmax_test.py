@@ -1,7 +1,5 @@
 """Tests for jsoftmax.softmax: values, derivatives, edge rows, sharding, dtypes."""
 
-from functools import partial
-
 import chex
 import hypothesis.extra.numpy as hnp
 import jax
@@ -72,7 +70,9 @@ def test_accuracy_against_mpmath(dtype):
         big = ref_p > np.finfo(dtype).tiny / eps
         rel_p = np.abs(p[i] - ref_p)[big] / ref_p[big]
         # log-probabilities: error relative to the size of the exponent involved
-        scale_lp = np.maximum(np.abs(x[i].astype(np.float64) / dtype(temps[i])).max(), 1)
+        scale_lp = np.maximum(
+            np.abs(x[i].astype(np.float64) / dtype(temps[i])).max(), 1
+        )
         worst["softmax"] = max(worst["softmax"], rel_p.max() / eps)
         worst["log_softmax"] = max(
             worst["log_softmax"], (np.abs(lp[i] - ref_lp) / scale_lp).max() / eps
@@ -96,7 +96,8 @@ def test_softmax_relative_accuracy_moderate_rows(dtype):
     for i in range(len(x)):
         ref = _mp_row(x[i], 1.0)[0]
         worst = max(worst, (np.abs(p[i] - ref) / ref).max())
-    print(f"softmax worst relative error, |x| <~ 10: {worst / np.finfo(dtype).eps:.2f} eps")
+    in_eps = worst / np.finfo(dtype).eps
+    print(f"softmax worst relative error, |x| <~ 10: {in_eps:.2f} eps")
     assert worst < 16 * np.finfo(dtype).eps
 
 
@@ -105,7 +106,9 @@ def test_softmax_relative_accuracy_moderate_rows(dtype):
 # --------------------------------------------------------------------------- #
 class DropInTest(parameterized.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
-    @parameterized.parameters(dict(axis=-1), dict(axis=0), dict(axis=1), dict(axis=(0, 2)), dict(axis=None))
+    @parameterized.parameters(
+        dict(axis=-1), dict(axis=0), dict(axis=1), dict(axis=(0, 2)), dict(axis=None)
+    )
     def test_matches_jax_nn(self, axis):
         x = jax.random.normal(jax.random.key(0), (3, 4, 5))
         where = jax.random.bernoulli(jax.random.key(1), 0.8, (3, 4, 5))
@@ -113,12 +116,15 @@ class DropInTest(parameterized.TestCase):
         np.testing.assert_allclose(ours, jax.nn.softmax(x, axis), rtol=1e-14)
         ours = self.variant(lambda x: jsoftmax.log_softmax(x, axis, where))(x)
         theirs = jax.nn.log_softmax(x, axis, where)
-        np.testing.assert_allclose(np.where(where, ours, 0), np.where(where, theirs, 0),
-                                   rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(
+            np.where(where, ours, 0), np.where(where, theirs, 0), rtol=1e-13, atol=1e-14
+        )
         ours = self.variant(lambda x: jsoftmax.logsumexp(x, axis))(x)
         np.testing.assert_allclose(ours, jax.nn.logsumexp(x, axis), rtol=1e-14)
         ours = self.variant(lambda x: jsoftmax.logsumexp(x, axis, where=where))(x)
-        np.testing.assert_allclose(ours, jax.nn.logsumexp(x, axis, where=where), rtol=1e-14)
+        np.testing.assert_allclose(
+            ours, jax.nn.logsumexp(x, axis, where=where), rtol=1e-14
+        )
 
     def test_integer_input_promotes_like_jax_nn(self):
         x = jnp.array([1, 2, 3])
@@ -134,10 +140,16 @@ def test_check_grads_in_x_and_temperature(name):
     fn = NORMALISERS[name]
     x = jax.random.normal(jax.random.key(2), (3, 5))
     t = jnp.array([[0.7], [1.3], [2.0]])
-    check_grads(lambda x, t: fn(x, temperature=t), (x, t), order=2, modes=("fwd", "rev"))
+    check_grads(
+        lambda x, t: fn(x, temperature=t), (x, t), order=2, modes=("fwd", "rev")
+    )
     where = jnp.array([[True, False, True, True, True]] * 3)
-    check_grads(lambda x: fn(x, where=where, temperature=0.9), (x,), order=2,
-                modes=("fwd", "rev"))
+    check_grads(
+        lambda x: fn(x, where=where, temperature=0.9),
+        (x,),
+        order=2,
+        modes=("fwd", "rev"),
+    )
 
 
 def test_hessian_of_log_softmax():
@@ -158,7 +170,9 @@ def test_temperature_derivative_against_finite_differences(name):
     t0, h = 1.7, 1e-6
     cot = jnp.ones_like(fn(x, temperature=t0))
     grad = jax.grad(lambda t: jnp.sum(cot * fn(x, temperature=t)))(t0)
-    fd = (jnp.sum(fn(x, temperature=t0 + h)) - jnp.sum(fn(x, temperature=t0 - h))) / (2 * h)
+    fd = (jnp.sum(fn(x, temperature=t0 + h)) - jnp.sum(fn(x, temperature=t0 - h))) / (
+        2 * h
+    )
     np.testing.assert_allclose(grad, fd, rtol=1e-7, atol=1e-9)
     tangent = jax.jvp(lambda t: fn(x, temperature=t), (t0,), (1.0,))[1]
     fd_vec = (fn(x, temperature=t0 + h) - fn(x, temperature=t0 - h)) / (2 * h)
@@ -175,13 +189,17 @@ def test_logsumexp_temperature_derivative_is_entropy():
 def test_tail_of_the_jvp_is_kept():
     x = jnp.array([40.0, 0.0])
     tail = np.exp(-40.0) / (1 + np.exp(-40.0))
-    for grad in (jax.grad(lambda x: jsoftmax.softmax(x)[0])(x),
-                 jax.jacfwd(jsoftmax.softmax)(x)[0],
-                 jax.jacrev(jsoftmax.softmax)(x)[0]):
+    for grad in (
+        jax.grad(lambda x: jsoftmax.softmax(x)[0])(x),
+        jax.jacfwd(jsoftmax.softmax)(x)[0],
+        jax.jacrev(jsoftmax.softmax)(x)[0],
+    ):
         np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
     grad = jax.grad(lambda x: jsoftmax.log_softmax(x)[0])(x)
     np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
-    np.testing.assert_allclose(jsoftmax.softmax_jacobian(x)[0], [tail, -tail], rtol=1e-14)
+    np.testing.assert_allclose(
+        jsoftmax.softmax_jacobian(x)[0], [tail, -tail], rtol=1e-14
+    )
 
 
 def test_softmax_gradient_rows_sum_to_zero():
@@ -193,11 +211,12 @@ def test_softmax_gradient_rows_sum_to_zero():
 def test_softmax_jacobian_closed_form():
     x = jax.random.normal(jax.random.key(5), (2, 3, 5))
     t = jnp.array([[[0.5], [1.0], [2.0]]] * 2)
-    expected = jax.vmap(jax.vmap(jax.jacfwd(lambda r, t: jsoftmax.softmax(r, temperature=t))))(
-        x, t
+    expected = jax.vmap(
+        jax.vmap(jax.jacfwd(lambda r, t: jsoftmax.softmax(r, temperature=t)))
+    )(x, t)
+    np.testing.assert_allclose(
+        jsoftmax.softmax_jacobian(x, temperature=t), expected, rtol=1e-12, atol=1e-15
     )
-    np.testing.assert_allclose(jsoftmax.softmax_jacobian(x, temperature=t), expected,
-                               rtol=1e-12, atol=1e-15)
     moved = jsoftmax.softmax_jacobian(jnp.moveaxis(x, -1, 0), axis=0)
     np.testing.assert_allclose(moved, jsoftmax.softmax_jacobian(x), rtol=1e-14)
 
@@ -206,7 +225,10 @@ def test_softmax_jacobian_closed_form():
 # Edge rows (DESIGN.md), values and derivatives
 # --------------------------------------------------------------------------- #
 EDGE_ROWS = {
-    "some -inf": ([1.0, -inf, 2.0, -inf], [0.2689414213699951, 0, 0.7310585786300049, 0]),
+    "some -inf": (
+        [1.0, -inf, 2.0, -inf],
+        [0.2689414213699951, 0, 0.7310585786300049, 0],
+    ),
     "all -inf": ([-inf, -inf, -inf, -inf], [0, 0, 0, 0]),
     "two +inf": ([1.0, inf, -inf, inf], [0, 0.5, 0, 0.5]),
     "nan": ([1.0, nan, 2.0, 0.0], [nan] * 4),
@@ -218,7 +240,9 @@ def _all_derivatives(fn, x):
     return {
         "jacfwd": jax.jacfwd(fn)(x),
         "jacrev": jax.jacrev(fn)(x),
-        "hessian": jax.hessian(lambda x: jnp.sum(jnp.where(jnp.isfinite(fn(x)), fn(x), 0)))(x),
+        "hessian": jax.hessian(
+            lambda x: jnp.sum(jnp.where(jnp.isfinite(fn(x)), fn(x), 0))
+        )(x),
     }
 
 
@@ -252,7 +276,9 @@ def test_edge_rows_values_and_derivatives(case):
                 np.testing.assert_array_equal(d, 0, err_msg=f"{fn.__name__} {mode}")
             else:  # zero at the -inf entries
                 dead = ~np.isfinite(row)
-                np.testing.assert_array_equal(d[..., dead], 0, err_msg=f"{fn.__name__} {mode}")
+                np.testing.assert_array_equal(
+                    d[..., dead], 0, err_msg=f"{fn.__name__} {mode}"
+                )
                 if fn is not jsoftmax.logsumexp and mode != "hessian":
                     np.testing.assert_array_equal(d[dead], 0)
 
@@ -263,7 +289,9 @@ def test_masked_equals_minus_inf_values_and_gradients():
     x_inf = jnp.where(where, x, -inf)
     for fn in (jsoftmax.softmax, jsoftmax.log_softmax, jsoftmax.logsumexp):
         np.testing.assert_array_equal(fn(x, where=where), fn(x_inf))
-        g_mask = jax.grad(lambda x: jnp.sum(jnp.where(jnp.isfinite(v := fn(x, where=where)), v, 0)))(x)
+        g_mask = jax.grad(
+            lambda x: jnp.sum(jnp.where(jnp.isfinite(v := fn(x, where=where)), v, 0))
+        )(x)
         assert np.isfinite(g_mask).all()
         np.testing.assert_array_equal(g_mask[~where], 0)
     all_masked = jnp.zeros_like(where)
@@ -297,10 +325,13 @@ def test_nan_is_confined_to_its_row():
 # --------------------------------------------------------------------------- #
 def test_zero_temperature_is_hard_max_with_shared_ties():
     x = jnp.array([[1.0, 3.0, 3.0, -inf], [2.0, -1.0, 0.0, 1.0]])
-    np.testing.assert_array_equal(jsoftmax.softmax(x, temperature=0.0),
-                                  [[0, 0.5, 0.5, 0], [1, 0, 0, 0]])
-    np.testing.assert_allclose(jsoftmax.log_softmax(x, temperature=0.0),
-                               [[-inf, -np.log(2), -np.log(2), -inf], [0, -inf, -inf, -inf]])
+    np.testing.assert_array_equal(
+        jsoftmax.softmax(x, temperature=0.0), [[0, 0.5, 0.5, 0], [1, 0, 0, 0]]
+    )
+    np.testing.assert_allclose(
+        jsoftmax.log_softmax(x, temperature=0.0),
+        [[-inf, -np.log(2), -np.log(2), -inf], [0, -inf, -inf, -inf]],
+    )
     np.testing.assert_array_equal(jsoftmax.logsumexp(x, temperature=0.0), [3.0, 2.0])
     for fn in (jsoftmax.softmax, jsoftmax.log_softmax):
         g = jax.jacrev(lambda x, t: fn(x, temperature=t), argnums=(0, 1))(x, 0.0)
@@ -310,9 +341,14 @@ def test_zero_temperature_is_hard_max_with_shared_ties():
 
 def test_infinite_temperature_is_uniform_over_live_entries():
     x = jnp.array([[1.0, 300.0, -inf, -2.0], [-inf, -inf, -inf, -inf]])
-    np.testing.assert_allclose(jsoftmax.softmax(x, temperature=inf),
-                               [[1 / 3, 1 / 3, 0, 1 / 3], [0, 0, 0, 0]], rtol=1e-15)
-    g = jax.jacrev(lambda x, t: jsoftmax.softmax(x, temperature=t), argnums=(0, 1))(x, inf)
+    np.testing.assert_allclose(
+        jsoftmax.softmax(x, temperature=inf),
+        [[1 / 3, 1 / 3, 0, 1 / 3], [0, 0, 0, 0]],
+        rtol=1e-15,
+    )
+    g = jax.jacrev(lambda x, t: jsoftmax.softmax(x, temperature=t), argnums=(0, 1))(
+        x, inf
+    )
     np.testing.assert_array_equal(g[0], 0)
     np.testing.assert_array_equal(g[1], 0)
 
@@ -324,8 +360,12 @@ def test_extreme_temperatures_do_not_overflow_into_nan(dtype, temperature):
     for fn in NORMALISERS.values():
         out = fn(x, temperature=temperature)
         assert not np.isnan(out).any(), fn.__name__
-        g = jax.grad(lambda x, t: jnp.sum(jnp.where(jnp.isfinite(v := fn(x, temperature=t)), v, 0)),
-                     argnums=(0, 1))(x, jnp.asarray(temperature, dtype))
+        g = jax.grad(
+            lambda x, t: jnp.sum(
+                jnp.where(jnp.isfinite(v := fn(x, temperature=t)), v, 0)
+            ),
+            argnums=(0, 1),
+        )(x, jnp.asarray(temperature, dtype))
         assert not np.isnan(g[0]).any() and not np.isnan(g[1]).any(), fn.__name__
     p = jsoftmax.softmax(x, temperature=temperature)
     if temperature < 1:
@@ -356,10 +396,15 @@ def test_traced_bad_temperature_gives_nan_in_that_row_only():
 def test_temperature_shapes():
     x = jax.random.normal(jax.random.key(9), (3, 4))
     per_row = jnp.array([0.5, 1.0, 2.0])
-    expected = jnp.stack([jsoftmax.softmax(x[i], temperature=float(per_row[i])) for i in range(3)])
-    np.testing.assert_allclose(jsoftmax.softmax(x, temperature=per_row), expected, rtol=1e-14)
-    np.testing.assert_allclose(jsoftmax.softmax(x, temperature=per_row[:, None]), expected,
-                               rtol=1e-14)
+    expected = jnp.stack(
+        [jsoftmax.softmax(x[i], temperature=float(per_row[i])) for i in range(3)]
+    )
+    np.testing.assert_allclose(
+        jsoftmax.softmax(x, temperature=per_row), expected, rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        jsoftmax.softmax(x, temperature=per_row[:, None]), expected, rtol=1e-14
+    )
     with pytest.raises(ValueError, match="temperature"):
         jsoftmax.softmax(x, temperature=jnp.ones(4))
 
@@ -424,7 +469,9 @@ def test_vmap_matches_batched():
         batched = fn(x, temperature=t)
         mapped = jax.vmap(lambda r, t: fn(r, temperature=t))(x, t)
         np.testing.assert_allclose(mapped, batched, rtol=1e-14)
-        g = jax.vmap(jax.grad(lambda r, t: jnp.sum(fn(r, temperature=t) ** 2), argnums=(0, 1)))(x, t)
+        g = jax.vmap(
+            jax.grad(lambda r, t: jnp.sum(fn(r, temperature=t) ** 2), argnums=(0, 1))
+        )(x, t)
         assert np.isfinite(g[0]).all() and np.isfinite(g[1]).all()
 
 
@@ -443,8 +490,11 @@ def test_sharded_jit_equals_unsharded(cpu_devices, spec):
 # --------------------------------------------------------------------------- #
 # Properties
 # --------------------------------------------------------------------------- #
-_finite_rows = hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 9)),
-                          elements=st.floats(-1e3, 1e3))
+_finite_rows = hnp.arrays(
+    np.float64,
+    st.tuples(st.integers(1, 4), st.integers(1, 9)),
+    elements=st.floats(-1e3, 1e3),
+)
 _temps = st.floats(1e-2, 1e2)
 
 
@@ -466,7 +516,15 @@ def test_log_softmax_is_log_of_softmax(x, t):
 
 @given(_finite_rows, _temps)
 def test_temperature_equals_dividing_logits(x, t):
-    np.testing.assert_allclose(jsoftmax.softmax(x, temperature=t), jsoftmax.softmax(x / t),
-                               rtol=1e-9, atol=1e-300)
-    np.testing.assert_allclose(jsoftmax.logsumexp(x, temperature=t),
-                               t * jsoftmax.logsumexp(x / t), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        jsoftmax.softmax(x, temperature=t),
+        jsoftmax.softmax(x / t),
+        rtol=1e-9,
+        atol=1e-300,
+    )
+    np.testing.assert_allclose(
+        jsoftmax.logsumexp(x, temperature=t),
+        t * jsoftmax.logsumexp(x / t),
+        rtol=1e-12,
+        atol=1e-12,
+    )
