@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jsoftmax import _validate
+from jsoftmax.softmax import _limits
 from jsoftmax.softmax import _scaled_logits
 
 __all__ = ["sample"]
@@ -74,7 +75,7 @@ def _sample_jit(key, logits, temperature, mask, axis, shape):
     # is -inf there and argmax never picks it (unless the whole row is -inf).
     scores = jnp.broadcast_to(z, shape + z.shape[-1:]) + gumbel
     index = jnp.argmax(scores, axis=-1).astype(jnp.int32)
-    nothing = jnp.broadcast_to(
-        (row_max[..., 0] == -jnp.inf) | jnp.isnan(row_max[..., 0]), shape
-    )
+    # The halved row max is -7/8·max_float exactly when no entry is above -inf.
+    empty = row_max[..., 0] == -0.875 * _limits(x.dtype)[0]
+    nothing = jnp.broadcast_to(empty | jnp.isnan(row_max[..., 0]), shape)
     return jnp.where(nothing, -1, index)

@@ -1,20 +1,30 @@
 """Softmax, log-softmax and logsumexp with temperature, safe at every IEEE input.
 
 Public functions validate and normalise their arguments, then call one of three
-private ``custom_jvp`` cores. All three share :func:`_scaled_logits`, one pass
-that folds the edge cases of DESIGN.md into the ordinary arithmetic:
+private ``custom_jvp`` cores. The cores fold every edge case of DESIGN.md into
+plain arithmetic, with no compare or select on logits-sized tensors. That is a
+speed decision, not a style one: on XLA:CPU a reduction whose producer holds only
+arithmetic (add, mul, min, max, floor, exp, log) is fused and vectorised, and
+``max → subtract → exp`` runs as one pass exactly as in ``jax.nn``; a single
+elementwise ``select`` costs an extra pass over the logits and runs at a fifth of
+the speed. How the edge cases become arithmetic (see :func:`_scaled_logits`):
 
-* ``shift`` is the row max, except 0 for a row with no finite-or-``+inf`` entry,
-  so an all ``-inf`` row gives ``-inf - 0 = -inf`` rather than ``-inf + inf = NaN``;
-* ``z = where(x == shift, 0, (x - shift) / T)`` makes the max entries exactly 0.
-  That single select yields the hard max at ``T = 0`` (``0/0`` never happens),
-  the ``+inf`` limit (``inf - inf`` never happens) and costs one compare;
-* a ``-inf`` entry stays ``-inf`` at ``T = inf`` (``-inf * 0`` never happens),
-  and so does a finite entry in a row holding ``+inf``: ``+inf / T`` is infinite
-  for every ``T``, so the ``+inf`` entries keep all the mass even at ``T = inf``.
+* ``h = min(x/2, Q)`` with ``Q = 7/8·max_float`` maps ``+inf`` to ``Q`` and every
+  finite value to at most ``max_float/2``, so ``+inf`` stays apart from the
+  largest finite float and ``inf - inf`` never happens;
+* the row max of ``h`` starts from ``-Q`` instead of ``-inf``, so an all ``-inf``
+  row gives ``-inf - (-Q) = -inf`` (probability 0) rather than NaN;
+* ``z = ((h - m)·4)·A·B`` (evaluated in that order) equals ``(x - max)/T`` bit for bit in ordinary rows. The
+  factor 4 makes the finite entries of a ``+inf`` row overflow to ``-inf`` at
+  every ``T``; the per-row factors ``A, B`` (from ``T`` alone) turn ``T = 0`` into
+  ``A = max_float, B = 1e4`` (ties give exactly 0, anything else ``-inf``) and
+  ``T = inf`` into ``A = tiny, B = 1e-30`` (finite entries give 0, ``-inf`` stays
+  ``-inf``), so neither ``0·inf`` nor ``-inf·0`` ever appears.
 
-A NaN anywhere in a row makes its max NaN, which then reaches every entry of
-that row and no other row.
+A NaN anywhere in a row makes its max NaN, which reaches every entry of that row
+and no other row. Two documented limits of this arithmetic: at ``T = 0`` logits
+closer than the smallest normal float (1.2e-38 in float32) count as tied, and
+temperatures above ``2/tiny`` (1.7e38 in float32) act as ``T = inf``.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
@@ -32,24 +43,55 @@ __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian"]
 
 
 # --------------------------------------------------------------------------- #
-# Private math shared by the cores (plain jnp; also differentiated for order 2).
+# Private math shared by the cores (arithmetic only on logits-sized arrays).
 # --------------------------------------------------------------------------- #
+def _limits(dtype):
+    info = jnp.finfo(dtype)
+    return float(info.max), float(info.tiny)
+
+
 def _inverse_temperature(temperature):
     # T < 0 or NaN (only reachable traced) -> NaN, which poisons just its row.
     return jnp.where(temperature >= 0, 1 / temperature, jnp.nan)
 
 
-def _scaled_logits(x, temperature, axes):
-    """``z = (x - max) / T`` with the edge cases folded in; also the raw row max."""
-    row_max = jnp.max(x, axes, keepdims=True)
-    shift = lax.stop_gradient(jnp.where(row_max == -jnp.inf, 0, row_max))
-    distance = x - shift
-    # distance is -inf at -inf entries, and at finite entries of a row holding
-    # +inf; keeping it -inf avoids -inf * 0 = NaN at T = inf.
-    scaled = jnp.where(
-        distance == -jnp.inf, -jnp.inf, distance * _inverse_temperature(temperature)
+def _temperature_factors(temperature, dtype):
+    """Per-row ``A, B`` with ``((h - m)·4)·A·B == (x - max)/T`` (see module doc)."""
+    big, tiny = _limits(dtype)
+    half_inv = _inverse_temperature(temperature) * 0.5
+    factor_a = jnp.clip(half_inv, tiny, big)
+    factor_b = jnp.where(
+        half_inv > big, 1e4, jnp.where(half_inv < tiny, jnp.maximum(half_inv / tiny, 1e-30), 1)
     )
-    return jnp.where(x == shift, 0, scaled), row_max
+    return factor_a.astype(dtype), factor_b.astype(dtype)
+
+
+def _row_max(halved, axes):
+    """Max of ``h`` over ``axes`` (keepdims), starting from ``-Q`` (not ``-inf``)."""
+    big, _ = _limits(halved.dtype)
+    init = np.asarray(-0.875 * big, halved.dtype)
+    row_max = lax.reduce(halved, init, lax.max, axes)
+    return jnp.expand_dims(row_max, axes)
+
+
+def _halved(x):
+    big, _ = _limits(x.dtype)
+    return jnp.minimum(x * 0.5, 0.875 * big)
+
+
+def _scaled_logits(x, temperature, axes):
+    """``z = (x - max)/T`` with every edge case folded in; also ``m = max(h)``.
+
+    ``m == Q`` marks a row holding ``+inf``; ``m == -Q`` an all ``-inf`` row.
+    """
+    factor_a, factor_b = _temperature_factors(temperature, x.dtype)
+    halved = _halved(x)
+    row_max = _row_max(halved, axes)
+    # Each min(., 0) is a no-op on the value (every factor is >= 0 and h <= m)
+    # that stops XLA from folding the three factors into one product, which
+    # would overflow (T = 0) or underflow (T = inf) and give 0·inf = NaN.
+    scaled = jnp.minimum(jnp.minimum((halved - row_max) * 4, 0) * factor_a, 0)
+    return scaled * factor_b, row_max
 
 
 def _derivative_scale(x, temperature, axes):
@@ -57,8 +99,9 @@ def _derivative_scale(x, temperature, axes):
 
     (At ``T = inf`` it is 0 already.) Differentiable in ``T`` for second order.
     """
-    row_max = lax.stop_gradient(jnp.max(x, axes, keepdims=True))
-    hard = (row_max == jnp.inf) | (lax.stop_gradient(1 / temperature) == jnp.inf)
+    big, _ = _limits(x.dtype)
+    row_max = lax.stop_gradient(_row_max(_halved(x), axes))
+    hard = (row_max == 0.875 * big) | (lax.stop_gradient(1 / temperature) == jnp.inf)
     # Double where: the T fed to 1/T is never 0, so d(1/T)/dT is never inf and
     # the unselected branch cannot turn a zero cotangent into NaN.
     return jnp.where(hard, 0, _inverse_temperature(jnp.where(hard, 1, temperature)))
@@ -71,25 +114,43 @@ def _centered(v, y, axes):
     plain ``v_0 - (y_0 v_0 + y_1 v_1)`` cancels to 0, losing the true value
     ``y_1 (v_0 - v_1)``. The result is invariant to shifting ``v`` by a per-row
     constant, so we first subtract ``v`` at the (at most one) entry with
-    ``y > 1/2``: the dominant term of the dot product is then exactly 0 and the
-    remaining terms carry the tail. The map is linear in ``v``, so reverse mode
-    (JAX's transpose of it) keeps the tail too.
+    ``y > 1/2`` (``floor(y + 1/2)`` is 1 there and 0 elsewhere; two entries at
+    exactly 1/2 give another constant, which is as good): the dominant term of
+    the dot product is then exactly 0 and the remaining terms carry the tail.
+    The map is linear in ``v``, so reverse mode (JAX's transpose of it) keeps the
+    tail too.
     """
-    reference = jnp.sum(jnp.where(y > 0.5, v, 0), axes, keepdims=True)
+    reference = jnp.sum(jnp.floor(y + 0.5) * v, axes, keepdims=True)
     shifted = v - reference
     return shifted - jnp.sum(y * shifted, axes, keepdims=True)
+
+
+def _finite_or_zero_weight(log_p):
+    """``log p`` with ``-inf`` raised to ``-max_float``: finite, and it only ever
+    meets a weight ``p = 0`` there, so ``0·(-inf)`` becomes 0."""
+    big, _ = _limits(log_p.dtype)
+    return jnp.maximum(log_p, -big)
+
+
+def _alive(log_p):
+    """1 where ``log p`` is finite, 0 where it is ``-inf`` (NaN stays NaN).
+
+    ``log p · tiny · 1e-30`` underflows to (minus) zero for every finite value.
+    """
+    _, tiny = _limits(log_p.dtype)
+    # min(., 0) keeps XLA from folding tiny·1e-30 into a single 0.
+    return jnp.maximum(1 + jnp.minimum(log_p * tiny, 0) * 1e-30, 0)
 
 
 def _direction(log_p, tangent_x, tangent_t):
     """The tangent of ``z = x/T`` in units of ``1/T``: ``dx - z·dT``.
 
     ``z`` may be replaced by ``log p`` because :func:`_centered` is shift
-    invariant; entries with ``p = 0`` (``log p = -inf``) carry no weight and are
-    set to 0 so that ``0·inf`` never appears. Symbolic zeros are skipped.
+    invariant. Symbolic zeros are skipped.
     """
     if isinstance(tangent_t, SymbolicZero):
         return tangent_x
-    along_t = jnp.where(log_p == -jnp.inf, 0, log_p) * tangent_t
+    along_t = _finite_or_zero_weight(log_p) * tangent_t
     return -along_t if isinstance(tangent_x, SymbolicZero) else tangent_x - along_t
 
 
@@ -106,7 +167,7 @@ def _softmax_core(x, temperature, axes):
     unnormalized = jnp.exp(z)
     total = jnp.sum(unnormalized, axes, keepdims=True)
     # An all -inf / all masked row sums to 0: return zeros, not 0/0.
-    return unnormalized / jnp.where(total == 0, 1, total)
+    return unnormalized * jnp.where(total == 0, 0, 1 / total)
 
 
 @partial(_softmax_core.defjvp, symbolic_zeros=True)
@@ -131,8 +192,8 @@ def _softmax_jvp(axes, primals, tangents):
 def _log_softmax_core(x, temperature, axes):
     z, _ = _scaled_logits(x, temperature, axes)
     total = jnp.sum(jnp.exp(z), axes, keepdims=True)
-    # log(0) only for all -inf rows, where z is -inf too: log of 1 keeps z = -inf.
-    return z - jnp.log(jnp.where(total == 0, 1, total))
+    # log(0) only for all -inf rows, where z is -inf already.
+    return z - jnp.where(total == 0, 0, jnp.log(total))
 
 
 @partial(_log_softmax_core.defjvp, symbolic_zeros=True)
@@ -144,8 +205,8 @@ def _log_softmax_jvp(axes, primals, tangents):
         return log_p, jnp.zeros_like(log_p)
     y = jnp.exp(log_p)
     v = _direction(log_p, *tangents)
-    tangent = _derivative_scale(x, temperature, axes) * _centered(v, y, axes)
-    return log_p, jnp.where(log_p == -jnp.inf, 0, tangent)
+    scale = _derivative_scale(x, temperature, axes)
+    return log_p, _alive(log_p) * (scale * _centered(v, y, axes))
 
 
 # --------------------------------------------------------------------------- #
@@ -156,10 +217,11 @@ def _logsumexp_core(x, temperature, axes):
     """Keepdims ``T·log Σ exp(x/T)``."""
     z, row_max = _scaled_logits(x, temperature, axes)
     log_total = jnp.log(jnp.sum(jnp.exp(z), axes, keepdims=True))
-    # T·log Σ: 0 when a single entry carries the row (also at T = 0 or inf);
-    # an all -inf row is -inf at every T (0·log 0 must not become NaN).
-    scaled = jnp.where(log_total == 0, 0, temperature * log_total)
-    return jnp.where(row_max == -jnp.inf, -jnp.inf, row_max + scaled)
+    # 2·m is the row max (+inf for +inf rows: 2Q overflows; -inf for all -inf
+    # rows, where log_total is -inf too). T·log Σ is 0 when one entry carries
+    # the row (also at T = 0 or inf), and 0·log 0 must not become NaN.
+    scaled = jnp.where((log_total == 0) | (row_max * 2 == -jnp.inf), 0, temperature * log_total)
+    return row_max * 2 + scaled
 
 
 @partial(_logsumexp_core.defjvp, symbolic_zeros=True)
@@ -171,15 +233,15 @@ def _logsumexp_jvp(axes, primals, tangents):
     value = _logsumexp_core(x, temperature, axes)
     if _no_tangent(tangents):
         return value, jnp.zeros_like(value)
-    row_max = lax.stop_gradient(jnp.max(x, axes, keepdims=True))
-    y = jnp.where(row_max == jnp.inf, 0, _softmax_core(x, temperature, axes))
+    keep = jnp.where(value == jnp.inf, 0, 1).astype(x.dtype)
+    y = _softmax_core(x, temperature, axes)
     tangent = jnp.zeros_like(value)
     if not isinstance(tangent_x, SymbolicZero):
-        tangent = tangent + jnp.sum(y * tangent_x, axes, keepdims=True)
+        tangent = tangent + keep * jnp.sum(y * tangent_x, axes, keepdims=True)
     if not isinstance(tangent_t, SymbolicZero):
         log_p = _log_softmax_core(x, temperature, axes)
-        entropy = -jnp.sum(y * jnp.where(y > 0, log_p, 0), axes, keepdims=True)
-        tangent = tangent + entropy * tangent_t
+        entropy = -jnp.sum(y * _finite_or_zero_weight(log_p), axes, keepdims=True)
+        tangent = tangent + keep * entropy * tangent_t
     return value, tangent
 
 
