@@ -61,7 +61,9 @@ def _temperature_factors(temperature, dtype):
     half_inv = _inverse_temperature(temperature) * 0.5
     factor_a = jnp.clip(half_inv, tiny, big)
     factor_b = jnp.where(
-        half_inv > big, 1e4, jnp.where(half_inv < tiny, jnp.maximum(half_inv / tiny, 1e-30), 1)
+        half_inv > big,
+        1e4,
+        jnp.where(half_inv < tiny, jnp.maximum(half_inv / tiny, 1e-30), 1),
     )
     return factor_a.astype(dtype), factor_b.astype(dtype)
 
@@ -94,17 +96,33 @@ def _scaled_logits(x, temperature, axes):
     return scaled * factor_b, row_max
 
 
-def _derivative_scale(x, temperature, axes):
-    """``1/T`` for derivatives: 0 at ``T = 0`` and on rows holding ``+inf``.
+def _derivative_scale(temperature):
+    """``1/T`` for derivatives, 0 at ``T = 0`` (and so also at ``T = inf``).
 
-    (At ``T = inf`` it is 0 already.) Differentiable in ``T`` for second order.
+    Differentiable in ``T`` for second order. Rows holding ``+inf`` get zero
+    derivatives from :func:`_finite_tangent` instead, so nothing here needs the
+    row max.
     """
-    big, _ = _limits(x.dtype)
-    row_max = lax.stop_gradient(_row_max(_halved(x), axes))
-    hard = (row_max == 0.875 * big) | (lax.stop_gradient(1 / temperature) == jnp.inf)
+    hard = lax.stop_gradient(1 / temperature) == jnp.inf
     # Double where: the T fed to 1/T is never 0, so d(1/T)/dT is never inf and
     # the unselected branch cannot turn a zero cotangent into NaN.
     return jnp.where(hard, 0, _inverse_temperature(jnp.where(hard, 1, temperature)))
+
+
+def _finite_tangent(x, tangent_x):
+    """``dx`` with 0 where ``x`` is infinite: ``±inf + dx`` is still ``±inf``.
+
+    That alone gives a row holding ``+inf`` zero derivatives: its probability
+    sits only on the ``+inf`` entries, whose tangents are now 0. The indicator
+    ``max(1 - min(|x|·tiny, max)·1e-30, 0)`` is 1 for finite ``x`` and 0 for
+    ``±inf`` (the min keeps XLA from folding ``tiny·1e-30`` into 0).
+    """
+    if isinstance(tangent_x, SymbolicZero):
+        return tangent_x
+    big, tiny = _limits(x.dtype)
+    # -0.0, not 0: a constant of its own (see the note in _centered).
+    finite = jnp.maximum(1 - jnp.minimum(jnp.abs(x) * tiny, big) * 1e-30, -0.0)
+    return tangent_x * finite
 
 
 def _centered(v, y, axes):
@@ -114,13 +132,17 @@ def _centered(v, y, axes):
     plain ``v_0 - (y_0 v_0 + y_1 v_1)`` cancels to 0, losing the true value
     ``y_1 (v_0 - v_1)``. The result is invariant to shifting ``v`` by a per-row
     constant, so we first subtract ``v`` at the (at most one) entry with
-    ``y > 1/2`` (``floor(y + 1/2)`` is 1 there and 0 elsewhere; two entries at
-    exactly 1/2 give another constant, which is as good): the dominant term of
+    ``y > 1/2`` (a floor gives the indicator without a select): the dominant term of
     the dot product is then exactly 0 and the remaining terms carry the tail.
     The map is linear in ``v``, so reverse mode (JAX's transpose of it) keeps the
     tail too.
     """
-    reference = jnp.sum(jnp.floor(y + 0.5) * v, axes, keepdims=True)
+    # floor(y + (1/2 - ulp)) is 1 for y > 1/2 and 0 otherwise (two entries at
+    # exactly 1/2 give 0, also a constant). The constant deliberately differs from
+    # the 1/2 used in the forward pass: XLA:CPU would otherwise share one
+    # broadcast between the passes and write it out as a logits-sized array.
+    below_half = np.nextafter(np.asarray(0.5, y.dtype), np.asarray(0, y.dtype))
+    reference = jnp.sum(jnp.floor(y + below_half) * v, axes, keepdims=True)
     shifted = v - reference
     return shifted - jnp.sum(y * shifted, axes, keepdims=True)
 
@@ -166,8 +188,10 @@ def _softmax_core(x, temperature, axes):
     z, _ = _scaled_logits(x, temperature, axes)
     unnormalized = jnp.exp(z)
     total = jnp.sum(unnormalized, axes, keepdims=True)
-    # An all -inf / all masked row sums to 0: return zeros, not 0/0.
-    return unnormalized * jnp.where(total == 0, 0, 1 / total)
+    # The max entry contributes exp(0) = 1, so total >= 1 in every row but an
+    # all -inf / all masked one, where it is 0: max(total, 1) returns zeros there
+    # (not 0/0) without a select.
+    return unnormalized * (1 / jnp.maximum(total, 1))
 
 
 @partial(_softmax_core.defjvp, symbolic_zeros=True)
@@ -181,8 +205,8 @@ def _softmax_jvp(axes, primals, tangents):
     log_p = None
     if not isinstance(tangents[1], SymbolicZero):
         log_p = _log_softmax_core(x, temperature, axes)
-    v = _direction(log_p, *tangents)
-    return y, y * (_derivative_scale(x, temperature, axes) * _centered(v, y, axes))
+    v = _direction(log_p, _finite_tangent(x, tangents[0]), tangents[1])
+    return y, y * (_derivative_scale(temperature) * _centered(v, y, axes))
 
 
 # --------------------------------------------------------------------------- #
@@ -192,8 +216,8 @@ def _softmax_jvp(axes, primals, tangents):
 def _log_softmax_core(x, temperature, axes):
     z, _ = _scaled_logits(x, temperature, axes)
     total = jnp.sum(jnp.exp(z), axes, keepdims=True)
-    # log(0) only for all -inf rows, where z is -inf already.
-    return z - jnp.where(total == 0, 0, jnp.log(total))
+    # total >= 1 but in all -inf rows (total 0), where z is -inf already.
+    return z - jnp.log(jnp.maximum(total, 1))
 
 
 @partial(_log_softmax_core.defjvp, symbolic_zeros=True)
@@ -204,8 +228,8 @@ def _log_softmax_jvp(axes, primals, tangents):
     if _no_tangent(tangents):
         return log_p, jnp.zeros_like(log_p)
     y = jnp.exp(log_p)
-    v = _direction(log_p, *tangents)
-    scale = _derivative_scale(x, temperature, axes)
+    v = _direction(log_p, _finite_tangent(x, tangents[0]), tangents[1])
+    scale = _derivative_scale(temperature)
     return log_p, _alive(log_p) * (scale * _centered(v, y, axes))
 
 
@@ -220,7 +244,9 @@ def _logsumexp_core(x, temperature, axes):
     # 2·m is the row max (+inf for +inf rows: 2Q overflows; -inf for all -inf
     # rows, where log_total is -inf too). T·log Σ is 0 when one entry carries
     # the row (also at T = 0 or inf), and 0·log 0 must not become NaN.
-    scaled = jnp.where((log_total == 0) | (row_max * 2 == -jnp.inf), 0, temperature * log_total)
+    scaled = jnp.where(
+        (log_total == 0) | (row_max * 2 == -jnp.inf), 0, temperature * log_total
+    )
     return row_max * 2 + scaled
 
 
@@ -446,7 +472,9 @@ def _softmax_jacobian_jit(x, temperature):
     xc = x.astype(_validate.compute_dtype(x.dtype))
     axes = (xc.ndim - 1,)
     y = _softmax_core(xc, temperature, axes)
-    scale = _derivative_scale(xc, temperature, axes)[..., None]
+    row_max = jnp.max(xc, axes, keepdims=True)
+    # 0 at T = 0 and on rows holding +inf (see _finite_tangent).
+    scale = jnp.where(row_max == jnp.inf, 0, _derivative_scale(temperature))[..., None]
     # Diagonal y_i (1 - y_i); where y_i > 1/2, 1 - y_i is summed over the other
     # entries so a dominant entry keeps its tail (see _centered).
     dominant = y > 0.5
