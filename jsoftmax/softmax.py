@@ -14,12 +14,13 @@ the speed. How the edge cases become arithmetic (see :func:`_scaled_logits`):
   largest finite float and ``inf - inf`` never happens;
 * the row max of ``h`` starts from ``-Q`` instead of ``-inf``, so an all ``-inf``
   row gives ``-inf - (-Q) = -inf`` (probability 0) rather than NaN;
-* ``z = ((h - m)·4)·A·B`` (evaluated in that order) equals ``(x - max)/T`` bit
-  for bit in ordinary rows. The factor 4 makes the finite entries of a ``+inf``
-  row overflow to ``-inf`` at every ``T``; the per-row factors ``A, B`` (from
-  ``T`` alone) turn ``T = 0`` into ``A = max_float, B = 1e4`` (ties give exactly 0, anything else ``-inf``) and
-  ``T = inf`` into ``A = tiny, B = 1e-30`` (finite entries give 0, ``-inf`` stays
-  ``-inf``), so neither ``0·inf`` nor ``-inf·0`` ever appears.
+* ``z = ((h - m)·4)·A·B`` (evaluated in that order) equals ``(x - max)/T``
+  bit for bit in ordinary rows. The factor 4 makes the finite entries of a
+  ``+inf`` row overflow to ``-inf`` at every ``T``. The per-row factors ``A, B``
+  come from ``T`` alone: ``T = 0`` gives ``A = max_float, B = 1e4`` (ties give
+  exactly 0, anything else ``-inf``) and ``T = inf`` gives ``A = tiny,
+  B = 1e-30`` (finite entries give 0, ``-inf`` stays ``-inf``), so neither
+  ``0·inf`` nor ``-inf·0`` ever appears.
 
 A NaN anywhere in a row makes its max NaN, which reaches every entry of that row
 and no other row. Two documented limits of this arithmetic: at ``T = 0`` logits
