@@ -1,6 +1,14 @@
 """jsoftmax: fast, numerically trustworthy softmax functions for JAX."""
 
 from jsoftmax.sampling import sample
+from jsoftmax.simplex import centered_softmax
+from jsoftmax.simplex import centered_softmax_hessian
+from jsoftmax.simplex import centered_softmax_jacobian
+from jsoftmax.simplex import centered_softmax_log_det
+from jsoftmax.simplex import inverse_log_softmax
+from jsoftmax.simplex import inverse_softmax
+from jsoftmax.simplex import log_centered_softmax
+from jsoftmax.simplex import softmax_normalize
 from jsoftmax.softmax import log_softmax
 from jsoftmax.softmax import logsumexp
 from jsoftmax.softmax import softmax
@@ -9,9 +17,17 @@ from jsoftmax.softmax import softmax_jacobian
 __version__ = "0.1.0"
 
 __all__ = [
+    "centered_softmax",
+    "centered_softmax_hessian",
+    "centered_softmax_jacobian",
+    "centered_softmax_log_det",
+    "inverse_log_softmax",
+    "inverse_softmax",
+    "log_centered_softmax",
     "log_softmax",
     "logsumexp",
     "sample",
     "softmax",
     "softmax_jacobian",
+    "softmax_normalize",
 ]

@@ -73,13 +73,34 @@ def is_concrete(value) -> bool:
     return not isinstance(value, jax.core.Tracer)
 
 
-def row_parameter(value, shape, axes, dtype, name: str, *, allow_inf: bool = True):
-    """A per-row parameter (temperature) as an array that broadcasts against ``x``.
+def nonnegative(host: np.ndarray) -> str | None:
+    """The temperature's rule: ``>= 0`` and not NaN (``inf`` allowed)."""
+    if np.isnan(host).any() or (host < 0).any():
+        return f"must be >= 0 and not NaN, got {_short(host)}"
+    return None
+
+
+def finite(host: np.ndarray) -> str | None:
+    """The forward maps' scale: any finite value (0 gives the uniform point)."""
+    if not np.isfinite(host).all():
+        return f"must be finite, got {_short(host)}"
+    return None
+
+
+def finite_nonzero(host: np.ndarray) -> str | None:
+    """The inverse maps' scale: finite and not 0 (they divide by it)."""
+    if not np.isfinite(host).all() or (host == 0).any():
+        return f"must be finite and nonzero, got {_short(host)}"
+    return None
+
+
+def row_parameter(value, shape, axes, dtype, name: str, *, check=nonnegative):
+    """A per-row parameter (temperature, scale) as an array that broadcasts on ``x``.
 
     Accepts a scalar, an array broadcastable to the keepdims shape, or an array of
     exactly the reduced shape (one value per row). Returns a scalar array or an
-    array of full rank, so strict rank promotion never trips. A concrete negative,
-    NaN (or, with ``allow_inf=False``, infinite) value raises ``ValueError``.
+    array of full rank, so strict rank promotion never trips. A concrete value
+    that ``check`` rejects raises ``ValueError`` naming ``name``.
     """
     value = jnp.asarray(value) if not isinstance(value, jax.Array) else value
     if not jnp.issubdtype(value.dtype, jnp.floating) and not jnp.issubdtype(
@@ -89,11 +110,9 @@ def row_parameter(value, shape, axes, dtype, name: str, *, allow_inf: bool = Tru
             f"{name} must be a real number or array, got dtype {value.dtype}"
         )
     if is_concrete(value):
-        host = np.asarray(value, dtype=np.float64)
-        if np.isnan(host).any() or (host < 0).any():
-            raise ValueError(f"{name} must be >= 0 and not NaN, got {_short(host)}")
-        if not allow_inf and np.isinf(host).any():
-            raise ValueError(f"{name} must be finite, got {_short(host)}")
+        problem = check(np.asarray(value, dtype=np.float64))
+        if problem:
+            raise ValueError(f"{name} {problem}")
     kd = keepdims_shape(tuple(shape), axes)
     reduced = tuple(n for i, n in enumerate(shape) if i not in axes)
     if value.ndim == 0:
