@@ -1,5 +1,8 @@
 """jsoftmax: fast, numerically trustworthy softmax functions for JAX."""
 
+from jsoftmax.losses import sigmoid_binary_cross_entropy
+from jsoftmax.losses import softmax_cross_entropy
+from jsoftmax.losses import softmax_cross_entropy_with_integer_labels
 from jsoftmax.sampling import sample
 from jsoftmax.simplex import centered_softmax
 from jsoftmax.simplex import centered_softmax_hessian
@@ -27,7 +30,10 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "sample",
+    "sigmoid_binary_cross_entropy",
     "softmax",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
     "softmax_jacobian",
     "softmax_normalize",
 ]

@@ -1,0 +1,491 @@
+r"""Softmax cross-entropy that never returns NaN by accident, and its sigmoid case.
+
+Three public losses, each a thin wrapper over a private ``custom_jvp`` core:
+
+* :func:`softmax_cross_entropy` with probability labels;
+* :func:`softmax_cross_entropy_with_integer_labels` (no one-hot is ever built:
+  the label's logit is gathered, label smoothing is a row sum);
+* :func:`sigmoid_binary_cross_entropy`.
+
+The cores' rules return the gradient ``(p - y')/T`` directly, so reverse mode
+keeps one logits-sized tensor (optax's ``safe_softmax_cross_entropy`` keeps
+three). NaN appears only where DESIGN.md asks for it: a NaN logit, an
+out-of-range label or a masked true class poison their own example, value and
+gradient, and nothing else.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.custom_derivatives import SymbolicZero
+
+from jsoftmax import _validate
+from jsoftmax.softmax import _derivative_scale
+from jsoftmax.softmax import _finite_tangent
+from jsoftmax.softmax import _limits
+from jsoftmax.softmax import _scaled_logits
+from jsoftmax.softmax import _temperature_factors
+
+__all__ = [
+    "sigmoid_binary_cross_entropy",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+# --------------------------------------------------------------------------- #
+# Shared pieces
+# --------------------------------------------------------------------------- #
+def _log_normalizer(x, temperature, axes):
+    """``z = (x - max)/T``, ``log Σ exp z`` (keepdims) and ``p = softmax``."""
+    z, row_max = _scaled_logits(x, temperature, axes)
+    unnormalized = jnp.exp(z)
+    total = jnp.sum(unnormalized, axes, keepdims=True)
+    # total >= 1 but in all -inf rows (see jsoftmax.softmax._softmax_core)
+    probs = unnormalized * (1 / jnp.maximum(total, 1))
+    return z, jnp.log(total), probs, row_max
+
+
+def _check_label_smoothing(label_smoothing):
+    if not _validate.is_concrete(label_smoothing):
+        raise TypeError("label_smoothing must be a Python float, not a traced value")
+    alpha = float(label_smoothing)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {alpha!r}")
+    return alpha
+
+
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def _reduce(loss, weight, reduction):
+    """``"none"``: per example; ``"sum"``; ``"mean"``: ``Σ loss / Σ weight``.
+
+    ``loss`` already carries its weight; ``weight`` is 0 for examples left out of
+    the mean (ignored labels, fully masked rows).
+    """
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return jnp.sum(loss)
+    return jnp.sum(loss) / jnp.sum(weight)
+
+
+# --------------------------------------------------------------------------- #
+# Probability labels
+# --------------------------------------------------------------------------- #
+@partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _xent_core(x, labels, temperature, axes):
+    """Per-row ``-Σ y log softmax(x/T)`` (keepdims), ``0·log 0 = 0``."""
+    z, log_total, _, _ = _log_normalizer(x, temperature, axes)
+    neg_log_p = log_total - z  # >= 0, +inf at -inf logits
+    # y = 0 adds 0 even where -log p = inf; y > 0 there gives +inf.
+    terms = jnp.where(labels == 0, 0, labels * neg_log_p)
+    return jnp.sum(terms, axes, keepdims=True)
+
+
+@partial(_xent_core.defjvp, symbolic_zeros=True)
+def _xent_jvp(axes, primals, tangents):
+    # Own rule: gradient (Σy·p - y)/T in one tensor; finite at -inf logits where
+    # the value is +inf; no 0·inf in the label or temperature directions.
+    x, labels, temperature = primals
+    tangent_x, tangent_labels, tangent_t = tangents
+    z, log_total, probs, _ = _log_normalizer(x, temperature, axes)
+    neg_log_p = log_total - z
+    loss = jnp.sum(jnp.where(labels == 0, 0, labels * neg_log_p), axes, keepdims=True)
+    tangent = jnp.zeros_like(loss)
+    mass = jnp.sum(labels, axes, keepdims=True)
+    scale = _derivative_scale(temperature)
+    if not isinstance(tangent_x, SymbolicZero):
+        grad = (mass * probs - labels) * scale
+        tangent = tangent + jnp.sum(
+            grad * _finite_tangent(x, tangent_x), axes, keepdims=True
+        )
+    if not isinstance(tangent_labels, SymbolicZero):
+        # ∂/∂y = -log p, +inf at -inf logits: capped at max_float so that a zero
+        # tangent there contributes 0, not 0·inf = NaN.
+        big, _ = _limits(x.dtype)
+        capped = jnp.minimum(neg_log_p, big)
+        tangent = tangent + jnp.sum(capped * tangent_labels, axes, keepdims=True)
+    if not isinstance(tangent_t, SymbolicZero):
+        # d(-log p_i)/dT = (z_i - <p, z>)/T; entries with z = -inf have p = 0.
+        big, _ = _limits(x.dtype)
+        z_safe = jnp.maximum(z, -big)
+        centered = jnp.sum(labels * z_safe, axes, keepdims=True) - mass * jnp.sum(
+            probs * z_safe, axes, keepdims=True
+        )
+        tangent = tangent + scale * centered * tangent_t
+    return loss, tangent
+
+
+def softmax_cross_entropy(
+    logits,
+    labels,
+    axis: _validate.Axis = -1,
+    where=None,
+    *,
+    temperature=1.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "none",
+) -> jax.Array:
+    r"""Cross-entropy between probability labels and ``softmax(logits / T)``.
+
+    .. math::
+        \ell = -\sum_i y'_i \log \mathrm{softmax}(x / T)_i, \qquad
+        y' = (1 - α) y + α / K
+
+    with ``K`` the number of unmasked classes. Positional arguments match
+    :func:`optax.softmax_cross_entropy`. A term with ``y'_i = 0`` adds 0 even at a
+    ``-inf`` logit (optax returns NaN for logits ``[0, -inf, 1]``, labels
+    ``[.5, 0, .5]``); ``y'_i > 0`` at a ``-inf`` logit gives ``+inf`` with a
+    finite gradient. The derivative with respect to ``labels`` is ``-log p``,
+    capped at the largest float where ``p = 0``.
+
+    Args:
+      logits: ``[..., K]`` scores; 16-bit inputs are computed in float32.
+      labels: probabilities of the same shape (rows usually sum to 1).
+      axis: the class axis or axes.
+      where: optional boolean mask of the classes that exist in each row;
+        masked classes get no label mass from smoothing. Label mass on a masked
+        class gives ``+inf``.
+      temperature: ``T >= 0`` as in :func:`jsoftmax.softmax`; differentiable.
+      label_smoothing: ``α`` in ``[0, 1]`` (a Python float).
+      reduction: ``"none"`` (per example), ``"mean"`` (over examples that have
+        at least one unmasked class) or ``"sum"``.
+
+    Returns:
+      The loss in float32 (float64 for float64 logits): per example, with the
+      class axes removed, or a scalar.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jsoftmax
+      >>> jnp.set_printoptions(precision=4)
+      >>> logits = jnp.array([[0.0, -jnp.inf, 1.0], [2.0, 1.0, 0.0]])
+      >>> labels = jnp.array([[0.5, 0.0, 0.5], [1.0, 0.0, 0.0]])
+      >>> print(jsoftmax.softmax_cross_entropy(logits, labels))
+      [0.8133 0.4076]
+
+    References:
+      Szegedy et al., *Rethinking the Inception Architecture for Computer
+      Vision*, 2016 (label smoothing).
+    """
+    alpha = _check_label_smoothing(label_smoothing)
+    reduction = _check_reduction(reduction)
+    logits = _validate.as_float_array(logits, "logits")
+    labels = _validate.as_float_array(labels, "labels")
+    if labels.shape != logits.shape:
+        raise ValueError(
+            f"labels of shape {labels.shape} must have the shape of logits "
+            f"{logits.shape}"
+        )
+    axes = _validate.normalize_axes(axis, logits.ndim)
+    dtype = _validate.compute_dtype(logits.dtype)
+    temperature = _validate.row_parameter(
+        temperature, logits.shape, axes, dtype, "temperature"
+    )
+    mask = _validate.where_mask(where, logits.shape)
+    return _xent_jit(logits, labels, temperature, mask, axes, alpha, reduction)
+
+
+@partial(jax.jit, static_argnums=(4, 5, 6))
+def _xent_jit(logits, labels, temperature, mask, axes, alpha, reduction):
+    dtype = _validate.compute_dtype(logits.dtype)
+    x = logits.astype(dtype)
+    y = labels.astype(dtype)
+    if mask is not None:
+        x = jnp.where(mask, x, -jnp.inf)
+    live = jnp.ones_like(x) if mask is None else mask.astype(dtype)
+    count = jnp.sum(live, axes, keepdims=True)
+    if alpha:
+        y = (1 - alpha) * y + alpha * live / jnp.maximum(count, 1)
+    loss = _xent_core(x, y, temperature, axes)
+    kept = (count > 0).astype(dtype)
+    # A row with no class at all has no loss (and is left out of "mean").
+    loss = jnp.where(count > 0, loss, 0)
+    loss, kept = jnp.squeeze(loss, axes), jnp.squeeze(kept, axes)
+    return _reduce(loss, kept, reduction)
+
+
+# --------------------------------------------------------------------------- #
+# Integer labels
+# --------------------------------------------------------------------------- #
+def _label_logit_z(x, label, temperature, row_max):
+    """``z`` at the label, from the gathered logit (same arithmetic as the row)."""
+    x_label = jnp.take_along_axis(x, label, axis=-1)
+    factor_a, factor_b = _temperature_factors(temperature, x.dtype)
+    big, _ = _limits(x.dtype)
+    halved = jnp.minimum(x_label * 0.5, 0.875 * big)
+    scaled = jnp.minimum(jnp.minimum((halved - row_max) * 4, 0) * factor_a, 0)
+    return scaled * factor_b
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(5,))
+def _int_xent_core(x, label, live, smooth_weight, temperature, alpha):
+    """Per-row ``-Σ y' log softmax(x/T)``, ``y' = (1-α)·onehot + smooth_weight·live``.
+
+    ``x`` is ``[..., K]`` (masked classes already ``-inf``), ``label`` ``[..., 1]``
+    in range, ``live`` the unmasked-class indicator, ``smooth_weight = α/K``.
+    """
+    axes = (x.ndim - 1,)
+    z, log_total, _, row_max = _log_normalizer(x, temperature, axes)
+    loss = log_total - _label_logit_z(x, label, temperature, row_max)
+    if alpha:
+        loss = (1 - alpha) * loss + _smoothing_term(
+            z, log_total, live, smooth_weight, axes
+        )
+    return loss
+
+
+def _smoothing_term(z, log_total, live, smooth_weight, axes):
+    # Σ_live (α/K)(log Σ - z): +inf if a live class has a -inf logit.
+    terms = jnp.where(live == 0, 0, log_total - z)
+    return smooth_weight * jnp.sum(terms, axes, keepdims=True)
+
+
+@partial(_int_xent_core.defjvp, symbolic_zeros=True)
+def _int_xent_jvp(alpha, primals, tangents):
+    # Own rule: the gradient (p - y')/T is formed without a one-hot (one iota
+    # compare inside the same elementwise pass) and is the only logits-sized
+    # tensor reverse mode keeps.
+    x, label, live, smooth_weight, temperature = primals
+    tangent_x, tangent_t = tangents[0], tangents[4]
+    axes = (x.ndim - 1,)
+    z, log_total, probs, row_max = _log_normalizer(x, temperature, axes)
+    loss = log_total - _label_logit_z(x, label, temperature, row_max)
+    if alpha:
+        loss = (1 - alpha) * loss + _smoothing_term(
+            z, log_total, live, smooth_weight, axes
+        )
+    tangent = jnp.zeros_like(loss)
+    if isinstance(tangent_x, SymbolicZero) and isinstance(tangent_t, SymbolicZero):
+        return loss, tangent
+    classes = lax.broadcasted_iota(label.dtype, x.shape, x.ndim - 1)
+    target = (1 - alpha) * (classes == label).astype(x.dtype)
+    if alpha:
+        target = target + smooth_weight * live
+    scale = _derivative_scale(temperature)
+    if not isinstance(tangent_x, SymbolicZero):
+        grad = (probs - target) * scale
+        tangent = tangent + jnp.sum(
+            grad * _finite_tangent(x, tangent_x), axes, keepdims=True
+        )
+    if not isinstance(tangent_t, SymbolicZero):
+        big, _ = _limits(x.dtype)
+        z_safe = jnp.maximum(z, -big)
+        centered = jnp.sum((target - probs) * z_safe, axes, keepdims=True)
+        tangent = tangent + scale * centered * tangent_t
+    return loss, tangent
+
+
+def softmax_cross_entropy_with_integer_labels(
+    logits,
+    labels,
+    axis: int | tuple[int, ...] = -1,
+    where=None,
+    *,
+    temperature=1.0,
+    label_smoothing: float = 0.0,
+    ignore_index: int | None = None,
+    class_weights=None,
+    reduction: str = "none",
+) -> jax.Array:
+    r"""Cross-entropy of integer class labels under ``softmax(logits / T)``.
+
+    .. math::
+        \ell = w_{y} \left[-(1 - α) \log p_{y} - \frac{α}{K} \sum_{c\ \mathrm{unmasked}}
+        \log p_c\right], \qquad p = \mathrm{softmax}(x / T)
+
+    Positional arguments match
+    :func:`optax.softmax_cross_entropy_with_integer_labels`; the options are
+    PyTorch's ``CrossEntropyLoss`` ones, without a one-hot ever being built.
+
+    * A label outside ``[0, K)`` (negative ones included) that is not
+      ``ignore_index``, or a label on a masked class, gives NaN for that example:
+      value and gradient (optax returns a NaN value but the gradient of a valid
+      example for label 5 of 3, and wraps -1 to the last class).
+    * ``ignore_index`` gives 0, a zero gradient, and leaves the example out of
+      ``"mean"``. A row whose classes are all masked does the same.
+    * ``class_weights[K]`` multiplies each example by the weight of its label;
+      ``"mean"`` is ``Σ w·loss / Σ w`` over the kept examples (PyTorch's rule).
+    * Label smoothing spreads ``α`` over the unmasked classes only.
+
+    Args:
+      logits: ``[..., K]`` scores (16-bit computed in float32).
+      labels: integer labels of the batch shape (``logits`` without ``axis``).
+      axis: the class axis (or axes, flattened in C order as optax does).
+      where: optional boolean mask of the classes that exist in each row.
+      temperature: ``T >= 0``; traced and differentiable.
+      label_smoothing: ``α`` in ``[0, 1]`` (a Python float).
+      ignore_index: a label value to skip (e.g. ``-100``).
+      class_weights: optional ``[K]`` weights.
+      reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+
+    Returns:
+      float32 (float64 for float64 logits) loss: per example or reduced.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jsoftmax
+      >>> jnp.set_printoptions(precision=4)
+      >>> logits = jnp.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+      >>> labels = jnp.array([0, -100, 5])
+      >>> print(jsoftmax.softmax_cross_entropy_with_integer_labels(
+      ...     logits, labels, ignore_index=-100))
+      [0.4076 0.        nan]
+      >>> mean = jsoftmax.softmax_cross_entropy_with_integer_labels(
+      ...     logits[:2], labels[:2], ignore_index=-100, reduction="mean")
+      >>> print(f"{mean:.4f}")
+      0.4076
+    """
+    alpha = _check_label_smoothing(label_smoothing)
+    reduction = _check_reduction(reduction)
+    logits = _validate.as_float_array(logits, "logits")
+    labels = jnp.asarray(labels)
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
+    axes = _validate.normalize_axes(axis, logits.ndim)
+    batch_axes = tuple(i for i in range(logits.ndim) if i not in axes)
+    batch_shape = tuple(logits.shape[i] for i in batch_axes)
+    if labels.shape != batch_shape:
+        raise ValueError(
+            f"labels of shape {labels.shape} must have the batch shape {batch_shape} "
+            f"(logits {logits.shape} without axis {axis!r})"
+        )
+    mask = _validate.where_mask(where, logits.shape)
+    # Classes last and flattened (optax's convention for a tuple of axes).
+    order = batch_axes + axes
+    logits = jnp.transpose(logits, order).reshape(batch_shape + (-1,))
+    if mask is not None:
+        mask = jnp.transpose(mask, order).reshape(batch_shape + (-1,))
+    num_classes = logits.shape[-1]
+    dtype = _validate.compute_dtype(logits.dtype)
+    temperature = _validate.row_parameter(
+        temperature, logits.shape, (logits.ndim - 1,), dtype, "temperature"
+    )
+    if class_weights is not None:
+        class_weights = _validate.as_float_array(class_weights, "class_weights")
+        if class_weights.shape != (num_classes,):
+            raise ValueError(
+                f"class_weights must have shape ({num_classes},), "
+                f"got {class_weights.shape}"
+            )
+    if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    return _int_xent_jit(
+        logits, labels, temperature, mask, class_weights, alpha, ignore_index, reduction
+    )
+
+
+@partial(jax.jit, static_argnums=(5, 6, 7))
+def _int_xent_jit(
+    logits, labels, temperature, mask, class_weights, alpha, ignore_index, reduction
+):
+    dtype = _validate.compute_dtype(logits.dtype)
+    num_classes = logits.shape[-1]
+    x = logits.astype(dtype)
+    if mask is not None:
+        x = jnp.where(mask, x, -jnp.inf)
+    live = jnp.ones((), dtype) if mask is None else mask.astype(dtype)
+    count = (
+        jnp.full(labels.shape, num_classes, dtype)
+        if mask is None
+        else jnp.sum(live, -1)
+    )
+    label = labels.astype(jnp.int32)
+    in_range = (label >= 0) & (label < num_classes)
+    safe_label = jnp.where(in_range, label, 0)[..., None]
+    label_live = (
+        in_range
+        if mask is None
+        else in_range & jnp.take_along_axis(mask, safe_label, -1)[..., 0]
+    )
+    ignored = (
+        jnp.zeros(labels.shape, bool) if ignore_index is None else label == ignore_index
+    )
+    empty = count == 0
+    skip = ignored | empty  # loss 0, gradient 0, out of "mean"
+    smooth_weight = (alpha / jnp.maximum(count, 1))[..., None]
+    loss = _int_xent_core(x, safe_label, live, smooth_weight, temperature, alpha)[
+        ..., 0
+    ]
+    weight = jnp.ones(labels.shape, dtype)
+    if class_weights is not None:
+        weight = jnp.take(class_weights.astype(dtype), safe_label[..., 0])
+    weight = jnp.where(skip, 0, weight)
+    # A bad label poisons its own example: the factor is NaN there, so the value
+    # and (through the product) the gradient are NaN for that row only.
+    poison = jnp.where(skip | label_live, 1, jnp.nan).astype(dtype)
+    loss = jnp.where(skip, 0, loss * poison) * jnp.where(skip, 0, weight)
+    return _reduce(loss, weight, reduction)
+
+
+# --------------------------------------------------------------------------- #
+# Sigmoid
+# --------------------------------------------------------------------------- #
+@jax.custom_jvp
+def _sigmoid_xent_core(x, y):
+    # y·softplus(-x) + (1-y)·softplus(x), each term 0 when its weight is 0, so a
+    # +inf logit with label 1 (or -inf with 0) gives 0 instead of 0·inf = NaN.
+    positive = jnp.where(y == 0, 0, y * jax.nn.softplus(-x))
+    negative = jnp.where(y == 1, 0, (1 - y) * jax.nn.softplus(x))
+    return positive + negative
+
+
+@_sigmoid_xent_core.defjvp
+def _sigmoid_xent_jvp(primals, tangents):
+    # Own rule: d/dx = sigmoid(x) - y (0 at agreeing ±inf), d/dy = -x capped at
+    # the largest float so that a zero label tangent never meets an infinite x.
+    x, y = primals
+    tangent_x, tangent_y = tangents
+    big, _ = _limits(x.dtype)
+    loss = _sigmoid_xent_core(x, y)
+    grad_x = jax.nn.sigmoid(x) - y
+    finite_x = jnp.clip(x, -big, big)
+    return loss, grad_x * jnp.where(jnp.isinf(x), 0, tangent_x) - finite_x * tangent_y
+
+
+def sigmoid_binary_cross_entropy(logits, labels) -> jax.Array:
+    r"""Elementwise binary cross-entropy of ``sigmoid(logits)`` against ``labels``.
+
+    .. math::
+        \ell = -y \log \sigma(x) - (1 - y) \log(1 - \sigma(x))
+             = y\,\mathrm{softplus}(-x) + (1 - y)\,\mathrm{softplus}(x)
+
+    The two-class case of :func:`softmax_cross_entropy`. Finite (0) at ``±inf``
+    logits whose label agrees, ``+inf`` where it contradicts, with the finite
+    gradient ``sigmoid(x) - y`` wherever the value is finite. Matches
+    :func:`optax.sigmoid_binary_cross_entropy` on ordinary inputs.
+
+    Args:
+      logits: scores, any shape; 16-bit computed in float32.
+      labels: targets in ``[0, 1]``, broadcastable to ``logits``.
+
+    Returns:
+      The elementwise loss in float32 (float64 for float64 logits).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jsoftmax
+      >>> jnp.set_printoptions(precision=4)
+      >>> logits = jnp.array([jnp.inf, -jnp.inf, 0.0, jnp.inf])
+      >>> labels = jnp.array([1.0, 0.0, 1.0, 0.0])
+      >>> print(jsoftmax.sigmoid_binary_cross_entropy(logits, labels))
+      [0.     0.     0.6931    inf]
+    """
+    logits = _validate.as_float_array(logits, "logits")
+    labels = _validate.as_float_array(labels, "labels")
+    dtype = _validate.compute_dtype(logits.dtype)
+    x = logits.astype(dtype)
+    y = jnp.broadcast_to(labels.astype(dtype), x.shape)
+    return _sigmoid_xent_core(x, y)
