@@ -45,7 +45,7 @@ _REDUCTIONS = ("none", "mean", "sum")
 # --------------------------------------------------------------------------- #
 def _log_normalizer(x, temperature, axes):
     """``z = (x - max)/T``, ``log Σ exp z`` (keepdims) and ``p = softmax``."""
-    z, row_max = _scaled_logits(x, temperature, axes)
+    z, row_max = _scaled_logits(x, temperature, axes, raw_max=True)
     unnormalized = jnp.exp(z)
     total = jnp.sum(unnormalized, axes, keepdims=True)
     # total >= 1 but in all -inf rows (see jsoftmax.softmax._softmax_core)
@@ -277,9 +277,7 @@ def _int_xent_jvp(alpha, primals, tangents):
     scale = _derivative_scale(temperature)
     if not isinstance(tangent_x, SymbolicZero):
         grad = (probs - target) * scale
-        tangent = tangent + jnp.sum(
-            grad * _finite_tangent(x, tangent_x), axes, keepdims=True
-        )
+        tangent = tangent + jnp.sum(grad * tangent_x, axes, keepdims=True)
     if not isinstance(tangent_t, SymbolicZero):
         big, _ = _limits(x.dtype)
         z_safe = jnp.maximum(z, -big)

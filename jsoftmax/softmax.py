@@ -82,14 +82,21 @@ def _halved(x):
     return jnp.minimum(x * 0.5, 0.875 * big)
 
 
-def _scaled_logits(x, temperature, axes):
+def _scaled_logits(x, temperature, axes, *, raw_max: bool = False):
     """``z = (x - max)/T`` with every edge case folded in; also ``m = max(h)``.
 
     ``m == Q`` marks a row holding ``+inf``; ``m == -Q`` an all ``-inf`` row.
     """
     factor_a, factor_b = _temperature_factors(temperature, x.dtype)
     halved = _halved(x)
-    row_max = _row_max(halved, axes)
+    if raw_max:
+        # The same m from a plain max of x (clipped afterwards, per row): better
+        # where the pass cannot fuse with the exponential anyway (the losses).
+        big, _ = _limits(x.dtype)
+        plain_max = jnp.max(x, axes, keepdims=True)
+        row_max = jnp.clip(plain_max * 0.5, -0.875 * big, 0.875 * big)
+    else:
+        row_max = _row_max(halved, axes)
     # Each min(., 0) is a no-op on the value (every factor is >= 0 and h <= m)
     # that stops XLA from folding the three factors into one product, which
     # would overflow (T = 0) or underflow (T = inf) and give 0·inf = NaN.

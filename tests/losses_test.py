@@ -1,0 +1,393 @@
+"""Tests for jsoftmax.losses: optax equality, float64 formulas, edge cases, sharding."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from jax.test_util import check_grads
+
+import jsoftmax
+
+inf, nan = np.inf, np.nan
+int_xent = jsoftmax.softmax_cross_entropy_with_integer_labels
+
+
+def _dense_reference(
+    logits, labels, *, where=None, alpha=0.0, temperature=1.0, weights=None, ignore=None
+):
+    """float64 numpy: dense (smoothed) one-hot, masked log-softmax, per example."""
+    x = np.asarray(logits, np.float64) / temperature
+    k = x.shape[-1]
+    live = np.ones_like(x, bool) if where is None else np.asarray(where)
+    x = np.where(live, x, -np.inf)
+    top = x.max(-1, keepdims=True)
+    log_p = x - top - np.log(np.exp(x - top).sum(-1, keepdims=True))
+    onehot = np.eye(k)[np.clip(labels, 0, k - 1)]
+    target = (1 - alpha) * onehot + alpha * live / live.sum(-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        loss = -np.sum(np.where(target > 0, target * log_p, 0), -1)
+    w = (
+        np.ones(len(labels))
+        if weights is None
+        else np.asarray(weights)[np.clip(labels, 0, k - 1)]
+    )
+    if ignore is not None:
+        w = np.where(labels == ignore, 0.0, w)
+    return loss * w, w
+
+
+# --------------------------------------------------------------------------- #
+# Equality with optax and float64 formulas
+# --------------------------------------------------------------------------- #
+class OptaxEqualityTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_probability_labels_values_and_gradients(self):
+        logits = jax.random.normal(jax.random.key(0), (4, 7))
+        labels = jax.nn.softmax(jax.random.normal(jax.random.key(1), (4, 7)))
+        ours = self.variant(jsoftmax.softmax_cross_entropy)
+        np.testing.assert_allclose(
+            ours(logits, labels),
+            optax.softmax_cross_entropy(logits, labels),
+            rtol=1e-13,
+        )
+        for argnum in (0, 1):
+            g_ours = jax.grad(lambda a, b: jnp.sum(jnp.sin(ours(a, b))), argnum)(
+                logits, labels
+            )
+            g_optax = jax.grad(
+                lambda a, b: jnp.sum(jnp.sin(optax.softmax_cross_entropy(a, b))), argnum
+            )(logits, labels)
+            np.testing.assert_allclose(g_ours, g_optax, rtol=1e-12, atol=1e-14)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_integer_labels_values_and_gradients(self):
+        logits = jax.random.normal(jax.random.key(2), (5, 6))
+        labels = jnp.array([0, 5, 2, 2, 3])
+        ours = self.variant(lambda a: int_xent(a, labels))
+        theirs = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        np.testing.assert_allclose(ours(logits), theirs, rtol=1e-13)
+        g_ours = jax.grad(lambda a: jnp.sum(jnp.sin(ours(a))))(logits)
+        g_optax = jax.grad(
+            lambda a: jnp.sum(
+                jnp.sin(optax.softmax_cross_entropy_with_integer_labels(a, labels))
+            )
+        )(logits)
+        np.testing.assert_allclose(g_ours, g_optax, rtol=1e-12, atol=1e-14)
+
+    def test_sigmoid_matches_optax(self):
+        logits = jax.random.normal(jax.random.key(3), (10,)) * 3
+        labels = jax.random.uniform(jax.random.key(4), (10,))
+        np.testing.assert_allclose(
+            jsoftmax.sigmoid_binary_cross_entropy(logits, labels),
+            optax.sigmoid_binary_cross_entropy(logits, labels),
+            rtol=1e-12,
+        )
+        g = jax.grad(
+            lambda x: jnp.sum(jsoftmax.sigmoid_binary_cross_entropy(x, labels))
+        )(logits)
+        np.testing.assert_allclose(
+            g, jax.nn.sigmoid(logits) - labels, rtol=1e-12, atol=1e-15
+        )
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_integer_labels_against_dense_float64(alpha, masked, weighted):
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((6, 5)) * 2
+    labels = np.array([0, 4, 1, 3, 2, 1])
+    where = np.ones((6, 5), bool)
+    if masked:
+        where[:, 2] = False
+        where[2, 1:] = [False, True, True, True]
+        labels = np.array([0, 4, 3, 3, 0, 1])
+    weights = np.array([0.5, 2.0, 1.0, 1.5, 0.25]) if weighted else None
+    kwargs = dict(
+        where=jnp.asarray(where) if masked else None,
+        label_smoothing=alpha,
+        class_weights=None if weights is None else jnp.asarray(weights),
+        temperature=1.3,
+    )
+    ref, w = _dense_reference(
+        logits,
+        labels,
+        where=where if masked else None,
+        alpha=alpha,
+        temperature=1.3,
+        weights=weights,
+    )
+    np.testing.assert_allclose(int_xent(logits, labels, **kwargs), ref, rtol=1e-12)
+    np.testing.assert_allclose(
+        int_xent(logits, labels, reduction="sum", **kwargs), ref.sum(), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        int_xent(logits, labels, reduction="mean", **kwargs),
+        ref.sum() / w.sum(),
+        rtol=1e-12,
+    )
+
+    # gradient of the dense formula, by autodiff in float64
+    def dense(x):
+        live = jnp.asarray(where)
+        z = jnp.where(live, x / 1.3, -jnp.inf)
+        log_p = jax.nn.log_softmax(z, where=live)
+        onehot = jax.nn.one_hot(labels, 5)
+        target = (1 - alpha) * onehot + alpha * live / jnp.sum(live, -1, keepdims=True)
+        wt = jnp.ones(6) if weights is None else jnp.asarray(weights)[labels]
+        return jnp.sum(wt * -jnp.sum(jnp.where(target > 0, target * log_p, 0), -1))
+
+    g = jax.grad(lambda x: int_xent(x, labels, reduction="sum", **kwargs))(logits)
+    np.testing.assert_allclose(
+        g, jax.grad(dense)(jnp.asarray(logits)), rtol=1e-11, atol=1e-14
+    )
+
+
+def test_probability_label_smoothing_spreads_over_unmasked_classes():
+    logits = jnp.array([[1.0, 2.0, 0.5, -1.0]])
+    labels = jnp.array([[0.0, 1.0, 0.0, 0.0]])
+    where = jnp.array([[True, True, False, True]])
+    out = jsoftmax.softmax_cross_entropy(
+        logits, labels, where=where, label_smoothing=0.3
+    )
+    ref, _ = _dense_reference(logits, np.array([1]), where=np.asarray(where), alpha=0.3)
+    np.testing.assert_allclose(out, ref, rtol=1e-13)
+    int_out = int_xent(logits, jnp.array([1]), where=where, label_smoothing=0.3)
+    np.testing.assert_allclose(int_out, ref, rtol=1e-13)
+
+
+# --------------------------------------------------------------------------- #
+# Edge cases, values and gradients in both modes
+# --------------------------------------------------------------------------- #
+def _both_modes(fn, x):
+    return jax.jacfwd(fn)(x), jax.jacrev(fn)(x)
+
+
+def test_zero_label_at_minus_inf_logit_is_finite():
+    logits = jnp.array([0.0, -inf, 1.0])
+    labels = jnp.array([0.5, 0.0, 0.5])
+    value = jsoftmax.softmax_cross_entropy(logits, labels)
+    assert np.isfinite(value)
+    assert np.isnan(
+        optax.softmax_cross_entropy(logits, labels)
+    )  # what users have today
+    for d in _both_modes(lambda x: jsoftmax.softmax_cross_entropy(x, labels), logits):
+        assert np.isfinite(d).all()
+        assert d[1] == 0
+    for d in _both_modes(lambda y: jsoftmax.softmax_cross_entropy(logits, y), labels):
+        assert not np.isnan(d).any()
+    g = jax.grad(
+        lambda t: jsoftmax.softmax_cross_entropy(logits, labels, temperature=t)
+    )(1.5)
+    assert np.isfinite(g)
+
+
+def test_label_mass_at_minus_inf_logit_is_inf_with_finite_gradient():
+    logits = jnp.array([0.0, -inf, 1.0])
+    labels = jnp.array([0.5, 0.25, 0.25])
+    assert jsoftmax.softmax_cross_entropy(logits, labels) == inf
+    for d in _both_modes(lambda x: jsoftmax.softmax_cross_entropy(x, labels), logits):
+        assert np.isfinite(d).all()
+    # smoothing puts mass on a -inf class too
+    assert int_xent(logits[None], jnp.array([0]), label_smoothing=0.1)[0] == inf
+
+
+@pytest.mark.parametrize("bad", [5, 3, -1])
+def test_out_of_range_label_poisons_its_example_only(bad):
+    logits = jax.random.normal(jax.random.key(6), (3, 3))
+    good_labels = jnp.array([0, 1, 2])
+    labels = good_labels.at[1].set(bad)
+    loss = np.asarray(int_xent(logits, labels))
+    assert np.isnan(loss[1]) and np.isfinite(loss[[0, 2]]).all()
+    np.testing.assert_array_equal(
+        loss[[0, 2]], np.asarray(int_xent(logits, good_labels))[[0, 2]]
+    )
+    good = jax.jacrev(lambda x: int_xent(x, good_labels))(logits)
+    for d in _both_modes(lambda x: int_xent(x, labels), logits):
+        d = np.asarray(d)  # [output example, input example, class]
+        assert np.isnan(d[1, 1]).all()
+        # every other example's loss and its derivative in its own logits
+        others = np.delete(np.delete(d, 1, 0), 1, 1)
+        np.testing.assert_array_equal(others, np.delete(np.delete(good, 1, 0), 1, 1))
+    # other rows' gradients survive a "mean" too
+    g = np.asarray(jax.grad(lambda x: int_xent(x, labels, reduction="mean"))(logits))
+    assert np.isnan(g[1]).all() and np.isfinite(g[[0, 2]]).all()
+
+
+def test_masked_true_class_is_nan_and_fully_masked_row_is_zero():
+    logits = jax.random.normal(jax.random.key(7), (3, 4))
+    where = jnp.array([[True, False, True, True], [False] * 4, [True] * 4])
+    labels = jnp.array([1, 2, 3])
+    loss = int_xent(logits, labels, where=where)
+    assert np.isnan(loss[0]) and loss[1] == 0 and np.isfinite(loss[2])
+    mean = int_xent(logits[1:], labels[1:], where=where[1:], reduction="mean")
+    np.testing.assert_allclose(mean, loss[2], rtol=1e-14)
+    g = jax.grad(lambda x: int_xent(x, labels[1:], where=where[1:], reduction="sum"))(
+        logits[1:]
+    )
+    np.testing.assert_array_equal(g[0], 0)
+    prob = jsoftmax.softmax_cross_entropy(
+        logits, jax.nn.one_hot(labels, 4), where=where
+    )
+    assert prob[1] == 0 and prob[0] == inf
+
+
+def test_ignore_index_gives_zero_and_leaves_mean():
+    logits = jax.random.normal(jax.random.key(8), (4, 3))
+    labels = jnp.array([0, -100, 2, 1])
+    loss = np.asarray(int_xent(logits, labels, ignore_index=-100))
+    assert loss[1] == 0
+    mean = int_xent(logits, labels, ignore_index=-100, reduction="mean")
+    np.testing.assert_allclose(mean, loss[[0, 2, 3]].mean(), rtol=1e-14)
+    g = jax.grad(lambda x: int_xent(x, labels, ignore_index=-100, reduction="mean"))(
+        logits
+    )
+    np.testing.assert_array_equal(g[1], 0)
+    weights = jnp.array([1.0, 3.0, 0.5])
+    wmean = int_xent(
+        logits, labels, ignore_index=-100, class_weights=weights, reduction="mean"
+    )
+    w = weights[jnp.array([0, 2, 1])]
+    expected = jnp.sum(w * int_xent(logits, labels)[jnp.array([0, 2, 3])]) / jnp.sum(w)
+    np.testing.assert_allclose(wmean, expected, rtol=1e-13)
+
+
+def test_nan_logit_poisons_its_example_only():
+    logits = jax.random.normal(jax.random.key(9), (3, 4)).at[0, 2].set(nan)
+    labels = jnp.array([1, 2, 3])
+    loss = int_xent(logits, labels)
+    assert np.isnan(loss[0]) and np.isfinite(loss[1:]).all()
+    g = jax.grad(lambda x: jnp.sum(int_xent(x, labels)))(logits)
+    assert np.isnan(g[0]).all() and np.isfinite(g[1:]).all()
+    probs = jax.nn.one_hot(labels, 4)
+    g = jax.grad(lambda x: jnp.sum(jsoftmax.softmax_cross_entropy(x, probs)))(logits)
+    assert np.isnan(g[0]).all() and np.isfinite(g[1:]).all()
+
+
+def test_sigmoid_at_infinite_logits():
+    logits = jnp.array([inf, -inf, inf, -inf, 0.0])
+    labels = jnp.array([1.0, 0.0, 0.0, 1.0, 0.5])
+    loss = jsoftmax.sigmoid_binary_cross_entropy(logits, labels)
+    np.testing.assert_array_equal(loss[:4], [0, 0, inf, inf])
+    for d in _both_modes(
+        lambda x: jsoftmax.sigmoid_binary_cross_entropy(x, labels), logits
+    ):
+        np.testing.assert_array_equal(np.diag(d)[:2], 0)
+        assert not np.isnan(d).any()
+    for d in _both_modes(
+        lambda y: jsoftmax.sigmoid_binary_cross_entropy(logits, y), labels
+    ):
+        assert not np.isnan(d).any()
+
+
+# --------------------------------------------------------------------------- #
+# Derivatives
+# --------------------------------------------------------------------------- #
+def test_check_grads_and_temperature_derivative():
+    logits = jax.random.normal(jax.random.key(10), (3, 5))
+    labels = jax.nn.softmax(jax.random.normal(jax.random.key(11), (3, 5)))
+    ints = jnp.array([0, 3, 4])
+    check_grads(
+        lambda x, y, t: jsoftmax.softmax_cross_entropy(x, y, temperature=t),
+        (logits, labels, 1.4),
+        order=2,
+        modes=("fwd", "rev"),
+    )
+    check_grads(
+        lambda x, t: int_xent(x, ints, temperature=t, label_smoothing=0.2),
+        (logits, 0.8),
+        order=2,
+        modes=("fwd", "rev"),
+    )
+    check_grads(
+        lambda x, y: jsoftmax.sigmoid_binary_cross_entropy(x, y),
+        (logits, jax.nn.sigmoid(labels)),
+        order=2,
+        modes=("fwd", "rev"),
+    )
+    h = 1e-6
+    for fn in (
+        lambda t: jnp.sum(
+            jsoftmax.softmax_cross_entropy(logits, labels, temperature=t)
+        ),
+        lambda t: jnp.sum(int_xent(logits, ints, temperature=t, label_smoothing=0.1)),
+    ):
+        fd = (fn(1.7 + h) - fn(1.7 - h)) / (2 * h)
+        np.testing.assert_allclose(jax.grad(fn)(1.7), fd, rtol=1e-7)
+
+
+def test_hessian_of_integer_loss():
+    logits = jax.random.normal(jax.random.key(12), (6,))
+    p = jax.nn.softmax(logits)
+    hess = jax.hessian(lambda x: int_xent(x[None], jnp.array([2]))[0])(logits)
+    np.testing.assert_allclose(
+        hess, jnp.diag(p) - jnp.outer(p, p), rtol=1e-12, atol=1e-15
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Precision, sharding, arguments
+# --------------------------------------------------------------------------- #
+def test_bfloat16_logits_computed_in_float32():
+    logits = (jax.random.normal(jax.random.key(13), (8, 1000)) * 4 + 15).astype(
+        jnp.bfloat16
+    )
+    labels = jax.random.randint(jax.random.key(14), (8,), 0, 1000)
+    loss = int_xent(logits, labels)
+    assert loss.dtype == jnp.float32
+    ref, _ = _dense_reference(np.asarray(logits, np.float64), np.asarray(labels))
+    np.testing.assert_allclose(np.asarray(loss, np.float64), ref, rtol=1e-5)
+    probs = jax.nn.one_hot(labels, 1000)
+    loss = jsoftmax.softmax_cross_entropy(logits, probs)
+    assert loss.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(loss, np.float64), ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("spec", [P("d", None), P(None, "d")], ids=["batch", "class"])
+def test_sharded_jit_equals_unsharded(cpu_devices, spec):
+    mesh = jax.sharding.Mesh(np.array(cpu_devices), ("d",))
+    logits = jax.random.normal(jax.random.key(15), (16, 32), jnp.float32)
+    labels = jax.random.randint(jax.random.key(16), (16,), 0, 32)
+    probs = jax.nn.softmax(jax.random.normal(jax.random.key(17), (16, 32), jnp.float32))
+    sharded = jax.device_put(logits, NamedSharding(mesh, spec))
+    for fn in (
+        lambda x: int_xent(x, labels, temperature=0.7, reduction="mean"),
+        lambda x: jsoftmax.softmax_cross_entropy(x, probs, reduction="mean"),
+    ):
+        vg = jax.jit(jax.value_and_grad(fn))
+        (v1, g1), (v2, g2) = vg(sharded), vg(logits)
+        np.testing.assert_allclose(v1, v2, rtol=1e-6)
+        np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-8)
+
+
+def test_temperature_change_does_not_retrace():
+    logits = jax.random.normal(jax.random.key(18), (4, 5))
+    labels = jnp.array([0, 1, 2, 3])
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def loss(x, t):
+        return int_xent(x, labels, temperature=t, reduction="mean")
+
+    for t in (0.5, 1.0, 2.0):
+        loss(logits, jnp.float64(t))
+
+
+def test_bad_arguments_name_themselves():
+    logits = jnp.ones((2, 3))
+    with pytest.raises(ValueError, match="reduction"):
+        int_xent(logits, jnp.array([0, 1]), reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        int_xent(logits, jnp.array([0, 1]), label_smoothing=1.5)
+    with pytest.raises(TypeError, match="labels must be integers"):
+        int_xent(logits, jnp.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="labels of shape"):
+        int_xent(logits, jnp.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="class_weights"):
+        int_xent(logits, jnp.array([0, 1]), class_weights=jnp.ones(4))
+    with pytest.raises(ValueError, match="temperature"):
+        jsoftmax.softmax_cross_entropy(logits, logits, temperature=-1.0)
