@@ -1,0 +1,245 @@
+"""``python -m bench``: how close every operation runs to the memory-bandwidth floor.
+
+For every operation × implementation × shape × dtype it compiles once (timing
+the compile), runs the compiled executable ``--runs`` times after a warm-up,
+blocking outside jit, and records the median; XLA's cost-analysis bytes
+accessed; the peak memory of ``compiled.memory_analysis()``; the floor bytes
+(see ``bench/operations.py``); the achieved bandwidth ``floor / median``; and
+that as a fraction of the device's copy bandwidth, measured in the same run by a
+large device-to-device copy. Results go to ``bench/results/<device>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bench import operations
+
+FULL_SHAPES = [(8192, 1024), (4096, 32768), (1024, 131072)]
+BIG_SHAPE = (8192, 262144)  # accelerators with the memory for it
+QUICK_SHAPES = [(64, 128), (16, 1024)]
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def device_name(device) -> str:
+    if device.platform == "cpu":
+        return "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", device.device_kind.lower()).strip("-")
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=pathlib.Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def median_seconds(fn, args, runs: int) -> float:
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def copy_bandwidth(runs: int, nbytes: int) -> float:
+    """Bytes per second of a device-to-device copy (read + write) of ``nbytes``."""
+    x = jnp.arange(nbytes // 4, dtype=jnp.float32)
+    copy = jax.jit(lambda x: x * 1 + 0.0)
+    seconds = median_seconds(copy, (x,), runs)
+    return 2 * x.nbytes / seconds
+
+
+def compile_one(fn, args):
+    flag = getattr(fn, "softmax_custom_jvp", None)
+    previous = jax.config.jax_softmax_custom_jvp
+    if flag is not None:
+        jax.config.update("jax_softmax_custom_jvp", flag)
+    try:
+        start = time.perf_counter()
+        compiled = jax.jit(fn).lower(*args).compile()
+        compile_s = time.perf_counter() - start
+    finally:
+        jax.config.update("jax_softmax_custom_jvp", previous)
+    return compiled, compile_s
+
+
+def cost_bytes(compiled) -> float | None:
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return None if not cost else float(cost.get("bytes accessed", np.nan))
+
+
+def peak_bytes(compiled) -> int | None:
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return None
+    peak = getattr(stats, "peak_memory_in_bytes", 0)
+    if peak:
+        return int(peak)
+    return int(
+        stats.argument_size_in_bytes
+        + stats.output_size_in_bytes
+        + stats.temp_size_in_bytes
+        - stats.alias_size_in_bytes
+    )
+
+
+def run(args) -> dict:
+    device = jax.devices()[0]
+    shapes = QUICK_SHAPES if args.quick else list(FULL_SHAPES)
+    if not args.quick and device.platform != "cpu" and args.big:
+        shapes.append(BIG_SHAPE)
+    if args.shapes:
+        shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes]
+    runs = 3 if args.quick else args.runs
+    ops = args.ops or list(operations.IMPLEMENTATIONS)
+    dtypes = args.dtypes or list(DTYPES)
+    copy_bw = copy_bandwidth(runs, 1 << 20 if args.quick else 1 << 28)
+    header = {
+        "device": device_name(device),
+        "device_kind": device.device_kind,
+        "platform": device.platform,
+        "jax_version": jax.__version__,
+        "commit": commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "runs": runs,
+        "copy_bandwidth_bytes_per_s": copy_bw,
+    }
+    print(
+        f"# {header['device_kind']} ({header['platform']}), jax {header['jax_version']}, "
+        f"commit {header['commit']}, copy bandwidth {copy_bw / 1e9:.1f} GB/s, "
+        f"median of {runs} runs",
+        flush=True,
+    )
+    print(
+        f"{'op':<26} {'impl':<28} {'shape':>12} {'dtype':>8} {'median ms':>10} "
+        f"{'GB/s':>7} {'of copy':>8} {'XLA B/floor':>11} {'peak MB':>8}",
+        flush=True,
+    )
+    results = []
+    for op in ops:
+        for shape in shapes:
+            for dtype_name in dtypes:
+                dtype = DTYPES[dtype_name]
+                inputs = operations.inputs(op, *shape, dtype)
+                floor = operations.floor_bytes(op, *shape, dtype)
+                for impl, fn in operations.IMPLEMENTATIONS[op].items():
+                    compiled, compile_s = compile_one(fn, inputs)
+                    median = median_seconds(compiled, inputs, runs)
+                    xla_bytes = cost_bytes(compiled)
+                    row = {
+                        "op": op,
+                        "impl": impl,
+                        "shape": list(shape),
+                        "dtype": dtype_name,
+                        "device": header["device"],
+                        "median_s": median,
+                        "compile_s": compile_s,
+                        "floor_bytes": floor,
+                        "xla_bytes_accessed": xla_bytes,
+                        "peak_bytes": peak_bytes(compiled),
+                        "achieved_bytes_per_s": floor / median,
+                        "fraction_of_copy_bandwidth": floor / median / copy_bw,
+                    }
+                    results.append(row)
+                    ratio = "-" if xla_bytes is None else f"{xla_bytes / floor:.2f}"
+                    peak = row["peak_bytes"]
+                    print(
+                        f"{op:<26} {impl:<28} {'x'.join(map(str, shape)):>12} "
+                        f"{dtype_name:>8} {median * 1e3:>10.3f} "
+                        f"{row['achieved_bytes_per_s'] / 1e9:>7.1f} "
+                        f"{row['fraction_of_copy_bandwidth']:>8.2f} {ratio:>11} "
+                        f"{'-' if peak is None else f'{peak / 2**20:.0f}':>8}",
+                        flush=True,
+                    )
+    return {"header": header, "results": results}
+
+
+def plot(report: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["results"] if r["dtype"] == "float32"]
+    ops = sorted({r["op"] for r in rows})
+    fig, axes = plt.subplots(1, len(ops), figsize=(4 * len(ops), 3.5), squeeze=False)
+    for ax, op in zip(axes[0], ops, strict=True):
+        for impl in sorted({r["impl"] for r in rows if r["op"] == op}):
+            points = sorted(
+                (r["shape"][1], r["achieved_bytes_per_s"] / 1e9)
+                for r in rows
+                if r["op"] == op and r["impl"] == impl
+            )
+            ax.plot(*zip(*points, strict=True), marker="o", label=impl)
+        ax.axhline(
+            report["header"]["copy_bandwidth_bytes_per_s"] / 1e9,
+            color="gray",
+            linestyle="--",
+            label="copy",
+        )
+        ax.set_xscale("log")
+        ax.set_title(op, fontsize=9)
+        ax.set_xlabel("row width")
+        ax.set_ylabel("GB/s (floor bytes / time)")
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{report['header']['device_kind']}, float32")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny shapes, 3 runs (smoke test)"
+    )
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--out", help="JSON path (default bench/results/<device>.json)")
+    parser.add_argument("--plot", help="PNG of achieved bandwidth against row width")
+    parser.add_argument("--ops", nargs="*", choices=list(operations.IMPLEMENTATIONS))
+    parser.add_argument("--dtypes", nargs="*", choices=list(DTYPES))
+    parser.add_argument("--shapes", nargs="*", help="ROWSxCOLS, e.g. 4096x32768")
+    parser.add_argument(
+        "--big", action="store_true", help=f"add {BIG_SHAPE} on accelerators"
+    )
+    args = parser.parse_args(argv)
+    report = run(args)
+    out = (
+        pathlib.Path(args.out)
+        if args.out
+        else RESULTS / f"{report['header']['device']}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"# wrote {out}")
+    if args.plot:
+        plot(report, args.plot)
+        print(f"# wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The benchmark's smoke test: ``python -m bench --quick`` runs and writes its JSON."""
+
+import json
+import subprocess
+import sys
+
+REQUIRED = {
+    "op",
+    "impl",
+    "shape",
+    "dtype",
+    "median_s",
+    "floor_bytes",
+    "device",
+    "compile_s",
+    "xla_bytes_accessed",
+    "peak_bytes",
+    "achieved_bytes_per_s",
+    "fraction_of_copy_bandwidth",
+}
+
+
+def test_quick_bench_writes_results(tmp_path):
+    out = tmp_path / "quick.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--out",
+            str(out),
+            "--ops",
+            "softmax_fwd",
+            "int_xent_value_and_grad",
+            "--dtypes",
+            "float32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    header = report["header"]
+    assert {"device", "device_kind", "jax_version", "commit"} <= set(header)
+    assert header["copy_bandwidth_bytes_per_s"] > 0
+    rows = report["results"]
+    assert {r["impl"] for r in rows} >= {"jsoftmax", "optax", "jax.nn (custom_jvp on)"}
+    for row in rows:
+        assert REQUIRED <= set(row)
+        assert row["median_s"] > 0 and row["floor_bytes"] > 0
+    assert "softmax_fwd" in proc.stdout
