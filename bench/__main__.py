@@ -129,7 +129,8 @@ def run(args) -> dict:
         "copy_bandwidth_bytes_per_s": copy_bw,
     }
     print(
-        f"# {header['device_kind']} ({header['platform']}), jax {header['jax_version']}, "
+        f"# {header['device_kind']} ({header['platform']}), "
+        f"jax {header['jax_version']}, "
         f"commit {header['commit']}, copy bandwidth {copy_bw / 1e9:.1f} GB/s, "
         f"median of {runs} runs",
         flush=True,

@@ -1,5 +1,6 @@
 """jsoftmax: fast, numerically trustworthy softmax functions for JAX."""
 
+from jsoftmax import optim
 from jsoftmax.losses import sigmoid_binary_cross_entropy
 from jsoftmax.losses import softmax_cross_entropy
 from jsoftmax.losses import softmax_cross_entropy_with_integer_labels
@@ -29,6 +30,7 @@ __all__ = [
     "log_centered_softmax",
     "log_softmax",
     "logsumexp",
+    "optim",
     "sample",
     "sigmoid_binary_cross_entropy",
     "softmax",
