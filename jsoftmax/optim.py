@@ -98,6 +98,7 @@ def minimize(
     *,
     max_steps: int,
     gtol: float,
+    args: tuple = (),
 ) -> MinimizeResult:
     r"""Minimise ``fun(eta)`` with an optax optimizer until ``‖∇fun‖ <= gtol``.
 
@@ -113,6 +114,8 @@ def minimize(
       optimizer: any optax transformation.
       max_steps: upper bound on the number of updates.
       gtol: stop once the Euclidean norm of the gradient is at most this.
+      args: extra arrays passed as ``fun(eta, *args)``; they are traced, so a
+        loop that changes them (a penalty weight, a multiplier) compiles once.
 
     Returns:
       ``MinimizeResult(params, steps, grad_norm, value)``; ``steps`` counts the
@@ -133,11 +136,20 @@ def minimize(
     if not gtol >= 0:
         raise ValueError(f"gtol must be >= 0, got {gtol!r}")
     eta0 = _validate.as_float_array(eta0, "eta0")
+    solve = _solver(fun, optimizer, max_steps, float(gtol))
+    return solve(eta0, tuple(args))
+
+
+@functools.lru_cache(maxsize=64)
+def _solver(fun, optimizer, max_steps, gtol):
+    """The jitted loop for one (fun, optimizer, max_steps, gtol): calling
+    :func:`minimize` again with the same objects reuses its compilation."""
     optimizer = optax.with_extra_args_support(optimizer)
-    value_and_grad = jax.value_and_grad(fun)
 
     @jax.jit
-    def solve(eta0):
+    def solve(eta0, args):
+        objective = lambda eta: fun(eta, *args)  # noqa: E731
+        value_and_grad = jax.value_and_grad(objective)
         value, grad = value_and_grad(eta0)
 
         def not_done(carry):
@@ -147,7 +159,7 @@ def minimize(
         def body(carry):
             eta, state, value, grad, step = carry
             updates, state = optimizer.update(
-                grad, state, eta, value=value, grad=grad, value_fn=fun
+                grad, state, eta, value=value, grad=grad, value_fn=objective
             )
             eta = optax.apply_updates(eta, updates)
             value, grad = value_and_grad(eta)
@@ -157,4 +169,4 @@ def minimize(
         eta, _, value, grad, steps = lax.while_loop(not_done, body, carry)
         return MinimizeResult(eta, steps, optax.tree_utils.tree_norm(grad), value)
 
-    return solve(eta0)
+    return solve
