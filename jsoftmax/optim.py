@@ -10,6 +10,7 @@ r"""Optimising probability vectors in ``eta``-space with optax.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
