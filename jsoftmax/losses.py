@@ -84,14 +84,19 @@ def _reduce(loss, weight, reduction):
 # --------------------------------------------------------------------------- #
 # Probability labels
 # --------------------------------------------------------------------------- #
-@partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _xent_core(x, labels, temperature, axes):
-    """Per-row ``-Σ y log softmax(x/T)`` (keepdims), ``0·log 0 = 0``."""
-    z, log_total, _, _ = _log_normalizer(x, temperature, axes)
+def _xent_parts(x, labels, temperature, axes):
+    """The per-row loss with the pieces its rule reuses: ``z``, ``-log p``, ``p``."""
+    z, log_total, probs, _ = _log_normalizer(x, temperature, axes)
     neg_log_p = log_total - z  # >= 0, +inf at -inf logits
     # y = 0 adds 0 even where -log p = inf; y > 0 there gives +inf.
     terms = jnp.where(labels == 0, 0, labels * neg_log_p)
-    return jnp.sum(terms, axes, keepdims=True)
+    return jnp.sum(terms, axes, keepdims=True), z, neg_log_p, probs
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _xent_core(x, labels, temperature, axes):
+    """Per-row ``-Σ y log softmax(x/T)`` (keepdims), ``0·log 0 = 0``."""
+    return _xent_parts(x, labels, temperature, axes)[0]
 
 
 @partial(_xent_core.defjvp, symbolic_zeros=True)
@@ -100,9 +105,7 @@ def _xent_jvp(axes, primals, tangents):
     # the value is +inf; no 0·inf in the label or temperature directions.
     x, labels, temperature = primals
     tangent_x, tangent_labels, tangent_t = tangents
-    z, log_total, probs, _ = _log_normalizer(x, temperature, axes)
-    neg_log_p = log_total - z
-    loss = jnp.sum(jnp.where(labels == 0, 0, labels * neg_log_p), axes, keepdims=True)
+    loss, z, neg_log_p, probs = _xent_parts(x, labels, temperature, axes)
     tangent = jnp.zeros_like(loss)
     mass = jnp.sum(labels, axes, keepdims=True)
     scale = _derivative_scale(temperature)
@@ -230,6 +233,18 @@ def _label_logit_z(x, label, temperature, row_max):
     return scaled * factor_b
 
 
+def _int_xent_parts(x, label, live, smooth_weight, temperature, alpha):
+    """The per-row loss with the pieces its rule reuses: ``z`` and ``p``."""
+    axes = (x.ndim - 1,)
+    z, log_total, probs, row_max = _log_normalizer(x, temperature, axes)
+    loss = log_total - _label_logit_z(x, label, temperature, row_max)
+    if alpha:
+        loss = (1 - alpha) * loss + _smoothing_term(
+            z, log_total, live, smooth_weight, axes
+        )
+    return loss, z, probs
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(5,))
 def _int_xent_core(x, label, live, smooth_weight, temperature, alpha):
     """Per-row ``-Σ y' log softmax(x/T)``, ``y' = (1-α)·onehot + smooth_weight·live``.
@@ -237,14 +252,7 @@ def _int_xent_core(x, label, live, smooth_weight, temperature, alpha):
     ``x`` is ``[..., K]`` (masked classes already ``-inf``), ``label`` ``[..., 1]``
     in range, ``live`` the unmasked-class indicator, ``smooth_weight = α/K``.
     """
-    axes = (x.ndim - 1,)
-    z, log_total, _, row_max = _log_normalizer(x, temperature, axes)
-    loss = log_total - _label_logit_z(x, label, temperature, row_max)
-    if alpha:
-        loss = (1 - alpha) * loss + _smoothing_term(
-            z, log_total, live, smooth_weight, axes
-        )
-    return loss
+    return _int_xent_parts(x, label, live, smooth_weight, temperature, alpha)[0]
 
 
 def _smoothing_term(z, log_total, live, smooth_weight, axes):
@@ -261,12 +269,7 @@ def _int_xent_jvp(alpha, primals, tangents):
     x, label, live, smooth_weight, temperature = primals
     tangent_x, tangent_t = tangents[0], tangents[4]
     axes = (x.ndim - 1,)
-    z, log_total, probs, row_max = _log_normalizer(x, temperature, axes)
-    loss = log_total - _label_logit_z(x, label, temperature, row_max)
-    if alpha:
-        loss = (1 - alpha) * loss + _smoothing_term(
-            z, log_total, live, smooth_weight, axes
-        )
+    loss, z, probs = _int_xent_parts(x, label, live, smooth_weight, temperature, alpha)
     tangent = jnp.zeros_like(loss)
     if isinstance(tangent_x, SymbolicZero) and isinstance(tangent_t, SymbolicZero):
         return loss, tangent

@@ -76,32 +76,40 @@ def _unit_temperature(dtype):
     return jnp.ones((), _validate.compute_dtype(dtype))
 
 
+def _map(core, eta, scale):
+    """``core`` (a softmax core) of ``[0, λ·eta]`` along the last axis."""
+    logits = _padded_logits(eta, scale)
+    return core(logits, _unit_temperature(eta.dtype), (logits.ndim - 1,))
+
+
 @partial(jax.jit, static_argnums=(2,))
 def _centered_softmax_jit(eta, scale, axis):
-    logits = _padded_logits(eta, scale)
-    p = _softmax_core(logits, _unit_temperature(eta.dtype), (logits.ndim - 1,))
+    p = _map(_softmax_core, eta, scale)
     return jnp.moveaxis(p.astype(eta.dtype), -1, axis)
 
 
 @partial(jax.jit, static_argnums=(2,))
 def _log_centered_softmax_jit(eta, scale, axis):
-    logits = _padded_logits(eta, scale)
-    log_p = _log_softmax_core(logits, _unit_temperature(eta.dtype), (logits.ndim - 1,))
+    log_p = _map(_log_softmax_core, eta, scale)
     return jnp.moveaxis(log_p.astype(eta.dtype), -1, axis)
+
+
+def _coordinates(log_p, scale, axis, dtype):
+    """``(log p_i - log p_0)/λ`` back on ``axis``, in ``dtype``."""
+    eta = (log_p[..., 1:] - log_p[..., :1]) / scale
+    return jnp.moveaxis(eta.astype(dtype), -1, axis)
 
 
 @partial(jax.jit, static_argnums=(2,))
 def _inverse_log_softmax_jit(log_p, scale, axis):
     lp = log_p.astype(_validate.compute_dtype(log_p.dtype))
-    eta = (lp[..., 1:] - lp[..., :1]) / scale
-    return jnp.moveaxis(eta.astype(log_p.dtype), -1, axis)
+    return _coordinates(lp, scale, axis, log_p.dtype)
 
 
 @partial(jax.jit, static_argnums=(2,))
 def _inverse_softmax_jit(p, scale, axis):
     log_p = jnp.log(p.astype(_validate.compute_dtype(p.dtype)))
-    eta = (log_p[..., 1:] - log_p[..., :1]) / scale
-    return jnp.moveaxis(eta.astype(p.dtype), -1, axis)
+    return _coordinates(log_p, scale, axis, p.dtype)
 
 
 # --------------------------------------------------------------------------- #
@@ -264,8 +272,7 @@ def centered_softmax_log_det(eta, scale=1.0, *, axis: int = -1) -> jax.Array:
 
 @jax.jit
 def _log_det_jit(eta, scale):
-    logits = _padded_logits(eta, scale)
-    log_p = _log_softmax_core(logits, _unit_temperature(eta.dtype), (logits.ndim - 1,))
+    log_p = _map(_log_softmax_core, eta, scale)
     n = eta.shape[-1]
     log_scale = jnp.squeeze(
         jnp.broadcast_to(jnp.log(jnp.abs(scale)), log_p[..., :1].shape), -1
@@ -328,8 +335,7 @@ def centered_softmax_hessian(eta, scale=1.0, *, axis: int = -1) -> jax.Array:
 
 @jax.jit
 def _hessian_jit(eta, scale):
-    logits = _padded_logits(eta, scale)
-    p = _softmax_core(logits, _unit_temperature(eta.dtype), (logits.ndim - 1,))
+    p = _map(_softmax_core, eta, scale)
     n = eta.shape[-1]
     q = p[..., 1:]
     batch_ones = (1,) * (p.ndim - 1)
