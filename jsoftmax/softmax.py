@@ -160,7 +160,8 @@ def _centered_parts(v, y, axes):
     """
     flag, rest_mass = _dominant(y, axes)
     dot = jnp.sum(y * v, axes, keepdims=True)
-    dominant_term = jnp.sum((rest_mass * flag - (y - y * flag)) * v, axes, keepdims=True)
+    weights = rest_mass * flag - (y - y * flag)
+    dominant_term = jnp.sum(weights * v, axes, keepdims=True)
     return flag, dot, dominant_term
 
 
