@@ -82,12 +82,19 @@ def _halved(x):
     return jnp.minimum(x * 0.5, 0.875 * big)
 
 
-def _scaled_logits(x, temperature, axes, *, raw_max: bool = False):
+def _scaled_logits(
+    x, temperature, axes, *, raw_max: bool = False, ordinary: bool = False
+):
     """``z = (x - max)/T`` with every edge case folded in; also ``m = max(h)``.
 
     ``m == Q`` marks a row holding ``+inf``; ``m == -Q`` an all ``-inf`` row.
+    With ``ordinary=True`` the caller guarantees that every ``T`` lies in
+    ``[4/max_float, max_float/4096]`` (see :func:`_by_temperature`): then
+    ``z = (h - m)·(2/T)`` already sends the finite entries of a ``+inf`` row to
+    below ``-0.75·max_float/T <= -3072`` (probability 0 even in float64), so
+    ``A, B`` and the
+    factor 4 are not needed. The result is the same bit for bit.
     """
-    factor_a, factor_b = _temperature_factors(temperature, x.dtype)
     halved = _halved(x)
     if raw_max:
         # The same m from a plain max of x (clipped afterwards, per row): better
@@ -97,11 +104,38 @@ def _scaled_logits(x, temperature, axes, *, raw_max: bool = False):
         row_max = jnp.clip(plain_max * 0.5, -0.875 * big, 0.875 * big)
     else:
         row_max = _row_max(halved, axes)
+    if ordinary:
+        return (halved - row_max) * (2 / temperature), row_max
+    factor_a, factor_b = _temperature_factors(temperature, x.dtype)
     # Each min(., 0) is a no-op on the value (every factor is >= 0 and h <= m)
     # that stops XLA from folding the three factors into one product, which
     # would overflow (T = 0) or underflow (T = inf) and give 0·inf = NaN.
     scaled = jnp.minimum(jnp.minimum((halved - row_max) * 4, 0) * factor_a, 0)
     return scaled * factor_b, row_max
+
+
+def _by_temperature(value, x, temperature, axes):
+    """``value(x, T, axes, ordinary)``, the cheaper arithmetic when it is exact.
+
+    A ``lax.cond`` on one scalar: are all temperatures ordinary (between
+    ``4/max_float`` and ``max_float/4096``, so ``2/T`` is finite and large enough)?
+    Then :func:`_scaled_logits` needs one multiply per entry instead of six
+    operations (measured: softmax forward 0.86x -> 0.93x of ``jax.nn`` at
+    512x32768 float32 on CPU). ``T = 0``, ``T = inf``, NaN and extreme
+    temperatures take the general branch. The whole computation sits inside the
+    branch so that XLA fuses it as before. Under ``vmap`` with a batched ``T``,
+    JAX turns the cond into a select and evaluates both branches.
+    """
+    big, _ = _limits(x.dtype)
+    t = jnp.asarray(temperature, x.dtype)
+    ordinary = jnp.all((t >= 4 / big) & (t <= big / 4096))
+    return lax.cond(
+        ordinary,
+        partial(value, axes=axes, ordinary=True),
+        partial(value, axes=axes, ordinary=False),
+        x,
+        temperature,
+    )
 
 
 def _derivative_scale(temperature):
@@ -219,15 +253,19 @@ def _no_tangent(tangents):
 # --------------------------------------------------------------------------- #
 # softmax
 # --------------------------------------------------------------------------- #
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _softmax_core(x, temperature, axes):
-    z, _ = _scaled_logits(x, temperature, axes)
+def _softmax_value(x, temperature, axes, ordinary):
+    z, _ = _scaled_logits(x, temperature, axes, ordinary=ordinary)
     unnormalized = jnp.exp(z)
     total = jnp.sum(unnormalized, axes, keepdims=True)
     # The max entry contributes exp(0) = 1, so total >= 1 in every row but an
     # all -inf / all masked one, where it is 0: max(total, 1) returns zeros there
     # (not 0/0) without a select.
     return unnormalized * (1 / jnp.maximum(total, 1))
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _softmax_core(x, temperature, axes):
+    return _by_temperature(_softmax_value, x, temperature, axes)
 
 
 @partial(_softmax_core.defjvp, symbolic_zeros=True)
@@ -248,12 +286,16 @@ def _softmax_jvp(axes, primals, tangents):
 # --------------------------------------------------------------------------- #
 # log_softmax
 # --------------------------------------------------------------------------- #
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _log_softmax_core(x, temperature, axes):
-    z, _ = _scaled_logits(x, temperature, axes)
+def _log_softmax_value(x, temperature, axes, ordinary):
+    z, _ = _scaled_logits(x, temperature, axes, ordinary=ordinary)
     total = jnp.sum(jnp.exp(z), axes, keepdims=True)
     # total >= 1 but in all -inf rows (total 0), where z is -inf already.
     return z - jnp.log(jnp.maximum(total, 1))
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _log_softmax_core(x, temperature, axes):
+    return _by_temperature(_log_softmax_value, x, temperature, axes)
 
 
 @partial(_log_softmax_core.defjvp, symbolic_zeros=True)
@@ -272,10 +314,8 @@ def _log_softmax_jvp(axes, primals, tangents):
 # --------------------------------------------------------------------------- #
 # logsumexp
 # --------------------------------------------------------------------------- #
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _logsumexp_core(x, temperature, axes):
-    """Keepdims ``T·log Σ exp(x/T)``."""
-    z, _ = _scaled_logits(x, temperature, axes)
+def _logsumexp_value(x, temperature, axes, ordinary):
+    z, _ = _scaled_logits(x, temperature, axes, ordinary=ordinary)
     log_total = jnp.log(jnp.sum(jnp.exp(z), axes, keepdims=True))
     # The max for the result comes from its own reduction of x: reusing the
     # one inside z gives it a second consumer, and XLA:CPU then writes z out
@@ -287,6 +327,12 @@ def _logsumexp_core(x, temperature, axes):
         (log_total == 0) | (row_max == -jnp.inf), 0, temperature * log_total
     )
     return row_max + scaled
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _logsumexp_core(x, temperature, axes):
+    """Keepdims ``T·log Σ exp(x/T)``."""
+    return _by_temperature(_logsumexp_value, x, temperature, axes)
 
 
 @partial(_logsumexp_core.defjvp, symbolic_zeros=True)

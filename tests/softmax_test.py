@@ -491,7 +491,11 @@ def test_sharded_jit_equals_unsharded(cpu_devices, spec):
         f = jax.jit(lambda x: fn(x, temperature=0.7))
         np.testing.assert_allclose(f(xs), f(x), rtol=1e-6)
         g = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(fn(x, temperature=0.7)))))
-        np.testing.assert_allclose(g(xs), g(x), rtol=1e-5, atol=1e-7)
+        # Sharding changes the order of the row sums. The cotangent cos(.) is
+        # O(1), so float32 gradients are accurate to a few eps in absolute terms
+        # (measured against float64, sharded or not: up to 1.6e-6 for
+        # log_softmax, whose gradient reaches 2.7; 1.7e-7 for softmax).
+        np.testing.assert_allclose(g(xs), g(x), rtol=1e-5, atol=2e-6)
 
 
 # --------------------------------------------------------------------------- #
