@@ -7,7 +7,7 @@ operation must move at least (N elements of s bytes; ``../shared/PEERS.md``):
 * forward of softmax / log_softmax: read x, write y: ``2·N·s``;
 * logsumexp: read x (the per-row output is negligible): ``N·s``;
 * softmax forward+backward: read x, write y, read y and the cotangent, write
-  the gradient: ``5·N·s`` (the same for centered_softmax);
+  the gradient: ``5·N·s`` (the same for log_softmax and centered_softmax);
 * cross-entropy loss and gradient in separate passes: ``3·N·s`` for integer
   labels; probability labels read the labels too: ``4·N·s``.
 """
@@ -25,6 +25,7 @@ FLOOR_FACTORS = {
     "softmax_fwd": 2,
     "softmax_fwd_bwd": 5,
     "log_softmax_fwd": 2,
+    "log_softmax_fwd_bwd": 5,
     "logsumexp": 1,
     "int_xent_value_and_grad": 3,
     "prob_xent_value_and_grad": 4,
@@ -109,6 +110,11 @@ IMPLEMENTATIONS = {
         "jax.nn": lambda x: jax.nn.log_softmax(x),
         "naive": _naive_log_softmax,
     },
+    "log_softmax_fwd_bwd": {
+        "jsoftmax": _vjp(jsoftmax.log_softmax),
+        "jax.nn": _vjp(jax.nn.log_softmax),
+        "naive": _vjp(_naive_log_softmax),
+    },
     "logsumexp": {
         "jsoftmax": lambda x: jsoftmax.logsumexp(x),
         "jax.nn": lambda x: jax.nn.logsumexp(x, axis=-1),
@@ -140,7 +146,7 @@ def inputs(op: str, rows: int, cols: int, dtype) -> tuple:
     x = (jax.random.normal(key_x, (rows, cols), jnp.float32) * 3).astype(dtype)
     if op in ("softmax_fwd", "log_softmax_fwd", "logsumexp"):
         return (x,)
-    if op == "softmax_fwd_bwd":
+    if op in ("softmax_fwd_bwd", "log_softmax_fwd_bwd"):
         return x, jax.random.normal(key_g, (rows, cols), jnp.float32).astype(dtype)
     if op == "centered_softmax_fwd_bwd":
         eta = x[:, 1:]

@@ -1,5 +1,7 @@
 """Tests for jsoftmax.softmax: values, derivatives, edge rows, sharding, dtypes."""
 
+import importlib
+
 import chex
 import hypothesis.extra.numpy as hnp
 import jax
@@ -379,6 +381,41 @@ def test_extreme_temperatures_do_not_overflow_into_nan(dtype, temperature):
         np.testing.assert_allclose(p, [[0, 0.5, 0, 0.5], [0, 0, 1, 0]])
     else:
         np.testing.assert_allclose(p, [[1 / 3, 1 / 3, 0, 1 / 3], [0.25] * 4], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_ordinary_temperature_branch_equals_general_branch(dtype):
+    # The cheap branch must give the general branch's values bit for bit on every
+    # edge row, at both ends of the range of temperatures that take it. (It would
+    # not for log_softmax, which shows z itself, so log_softmax has no cheap
+    # branch; its general path is checked here too.)
+    module = importlib.import_module("jsoftmax.softmax")
+    big = float(jnp.finfo(dtype).max)
+    x = jnp.array(
+        [
+            [1.0, 2.0, -inf, 2.0],
+            [inf, 3.0, -inf, inf],
+            [big, inf, -big, 0.0],
+            [-inf, -inf, -inf, -inf],
+            [nan, 1.0, 2.0, 3.0],
+            [-big, big, 0.5, -0.5],
+        ],
+        dtype,
+    )
+    values = {
+        "softmax": module._softmax_value,
+        "logsumexp": module._logsumexp_value,
+    }
+    for t in [4 / big, 1e-30, 0.7, 1.0, 1e30, big / 4096]:
+        temperature = jnp.full((x.shape[0], 1), t, dtype)
+        for name, value in values.items():
+            fast = value(x, temperature, (1,), ordinary=True)
+            general = value(x, temperature, (1,), ordinary=False)
+            np.testing.assert_array_equal(fast, general, err_msg=f"{name} T={t}")
+            # and the public function takes the cheap branch to the same result
+            public = getattr(jsoftmax, name)(x, temperature=temperature)
+            expected = general if name != "logsumexp" else general[:, 0]
+            np.testing.assert_array_equal(public, expected, err_msg=name)
 
 
 @pytest.mark.parametrize("bad", [-1.0, nan, np.array([[1.0], [-0.5]])])
