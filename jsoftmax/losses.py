@@ -25,10 +25,12 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from jsoftmax import _validate
+from jsoftmax.softmax import _all_ordinary
+from jsoftmax.softmax import _by_temperature
 from jsoftmax.softmax import _derivative_scale
-from jsoftmax.softmax import _finite_tangent
 from jsoftmax.softmax import _limits
 from jsoftmax.softmax import _scaled_logits
+from jsoftmax.softmax import _sink_inf_rows
 from jsoftmax.softmax import _temperature_factors
 
 __all__ = [
@@ -43,14 +45,36 @@ _REDUCTIONS = ("none", "mean", "sum")
 # --------------------------------------------------------------------------- #
 # Shared pieces
 # --------------------------------------------------------------------------- #
-def _log_normalizer(x, temperature, axes):
-    """``z = (x - max)/T``, ``log Σ exp z`` (keepdims) and ``p = softmax``."""
-    z, row_max = _scaled_logits(x, temperature, axes, raw_max=True)
+def _normalizer_value(x, temperature, axes, ordinary):
+    z, row_max = _scaled_logits(x, temperature, axes, raw_max=True, ordinary=ordinary)
+    if ordinary:
+        z = _sink_inf_rows(z, row_max)
     unnormalized = jnp.exp(z)
     total = jnp.sum(unnormalized, axes, keepdims=True)
     # total >= 1 but in all -inf rows (see jsoftmax.softmax._softmax_core)
     probs = unnormalized * (1 / jnp.maximum(total, 1))
     return z, jnp.log(total), probs, row_max
+
+
+def _log_normalizer(x, temperature, axes):
+    """``z = (x - max)/T``, ``log Σ exp z`` (keepdims), ``p = softmax`` and the
+    row max of ``h``, with the cheap arithmetic at ordinary temperatures."""
+    return _by_temperature(_normalizer_value, x, temperature, axes)
+
+
+def _finite_tangent(x, tangent_x):
+    """``dx`` with 0 where ``x`` is infinite: ``±inf + dx`` is still ``±inf``.
+
+    The indicator ``max(1 - min(|x|·tiny, max)·1e-30, 0)`` is 1 for finite ``x``
+    and 0 for ``±inf`` (the min keeps XLA from folding ``tiny·1e-30`` into 0).
+    """
+    if isinstance(tangent_x, SymbolicZero):
+        return tangent_x
+    big, tiny = _limits(x.dtype)
+    # -0.0, not 0: a constant of its own. XLA:CPU would otherwise share one
+    # broadcast 0 between fusions and write it out as a logits-sized array.
+    finite = jnp.maximum(1 - jnp.minimum(jnp.abs(x) * tiny, big) * 1e-30, -0.0)
+    return tangent_x * finite
 
 
 def _check_label_smoothing(label_smoothing):
@@ -230,7 +254,9 @@ def _label_logit_z(x, label, temperature, row_max):
     big, _ = _limits(x.dtype)
     halved = jnp.minimum(x_label * 0.5, 0.875 * big)
     scaled = jnp.minimum(jnp.minimum((halved - row_max) * 4, 0) * factor_a, 0)
-    return scaled * factor_b
+    # The branch _log_normalizer took (both are per example, so this is cheap).
+    cheap = _sink_inf_rows((halved - row_max) * (2 / temperature), row_max)
+    return jnp.where(_all_ordinary(temperature, x.dtype), cheap, scaled * factor_b)
 
 
 def _int_xent_parts(x, label, live, smooth_weight, temperature, alpha):

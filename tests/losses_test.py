@@ -196,6 +196,27 @@ def test_label_mass_at_minus_inf_logit_is_inf_with_finite_gradient():
     assert int_xent(logits[None], jnp.array([0]), label_smoothing=0.1)[0] == inf
 
 
+@pytest.mark.parametrize("temperature", [1e-30, 1.0, 1e35])
+def test_label_on_a_finite_entry_of_a_plus_inf_row_is_inf(temperature):
+    # The cheap branch (every T ordinary) must still give -log 0 = inf there,
+    # also at T = 1e35 where (x - max)/T alone would stay finite, and also when
+    # T is a constant inside jit (the branch is then chosen while compiling).
+    logits = jnp.array([[inf, 3.0, -inf, inf], [1.0, 2.0, 3.0, 4.0]])
+    labels = jnp.array([[0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.5]])
+    losses = {
+        "integer": lambda x: int_xent(x, jnp.array([1, 0]), temperature=temperature),
+        "probability": lambda x: jsoftmax.softmax_cross_entropy(
+            x, labels, temperature=temperature
+        ),
+    }
+    for name, loss in losses.items():
+        for value in (loss(logits), jax.jit(loss)(logits)):
+            assert value[0] == inf, name
+            assert np.isfinite(value[1]), name
+    on_inf = int_xent(logits, jnp.array([0, 0]), temperature=temperature)
+    np.testing.assert_allclose(on_inf[0], np.log(2), rtol=1e-6)
+
+
 @pytest.mark.parametrize("bad", [5, 3, -1])
 def test_out_of_range_label_poisons_its_example_only(bad):
     logits = jax.random.normal(jax.random.key(6), (3, 3))

@@ -386,9 +386,8 @@ def test_extreme_temperatures_do_not_overflow_into_nan(dtype, temperature):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_ordinary_temperature_branch_equals_general_branch(dtype):
     # The cheap branch must give the general branch's values bit for bit on every
-    # edge row, at both ends of the range of temperatures that take it. (It would
-    # not for log_softmax, which shows z itself, so log_softmax has no cheap
-    # branch; its general path is checked here too.)
+    # edge row, at both ends of the range of temperatures that take it
+    # (log_softmax shows z itself: -inf at the finite entries of a +inf row).
     module = importlib.import_module("jsoftmax.softmax")
     big = float(jnp.finfo(dtype).max)
     x = jnp.array(
@@ -404,6 +403,7 @@ def test_ordinary_temperature_branch_equals_general_branch(dtype):
     )
     values = {
         "softmax": module._softmax_value,
+        "log_softmax": module._log_softmax_value,
         "logsumexp": module._logsumexp_value,
     }
     for t in [4 / big, 1e-30, 0.7, 1.0, 1e30, big / 4096]:
@@ -412,10 +412,30 @@ def test_ordinary_temperature_branch_equals_general_branch(dtype):
             fast = value(x, temperature, (1,), ordinary=True)
             general = value(x, temperature, (1,), ordinary=False)
             np.testing.assert_array_equal(fast, general, err_msg=f"{name} T={t}")
-            # and the public function takes the cheap branch to the same result
-            public = getattr(jsoftmax, name)(x, temperature=temperature)
+            # and the public function takes the cheap branch to the same result,
+            # also with T a constant under jit (XLA then picks the branch while
+            # compiling and fuses across it).
+            public = getattr(jsoftmax, name)
             expected = general if name != "logsumexp" else general[:, 0]
-            np.testing.assert_array_equal(public, expected, err_msg=name)
+            np.testing.assert_array_equal(
+                public(x, temperature=temperature), expected, err_msg=name
+            )
+            constant = jax.jit(lambda x: public(x, temperature=t))(x)  # noqa: B023
+            np.testing.assert_array_equal(constant, expected, err_msg=name)
+
+
+@pytest.mark.parametrize("name", sorted(NORMALISERS))
+def test_temperature_tangent_of_any_size_at_minus_inf_entries(name):
+    # Forward mode in T with |dT| > 1: log p = -inf at a -inf entry must not
+    # become -max_float·dT = -inf there and then 0·inf = NaN.
+    x = jnp.array([1.0, -inf, 2.0])
+    fn = NORMALISERS[name]
+    _, unit = jax.jvp(lambda t: fn(x, temperature=t), (0.7,), (1.0,))
+    _, big = jax.jvp(lambda t: fn(x, temperature=t), (0.7,), (3.0,))
+    assert np.isfinite(unit).all() and not np.isnan(big).any()
+    np.testing.assert_allclose(big, 3 * unit, rtol=1e-6)
+    if name != "logsumexp":
+        assert big[1] == 0
 
 
 @pytest.mark.parametrize("bad", [-1.0, nan, np.array([[1.0], [-0.5]])])
