@@ -23,9 +23,14 @@ the speed. How the edge cases become arithmetic (see :func:`_scaled_logits`):
   ``0·inf`` nor ``-inf·0`` ever appears.
 
 A NaN anywhere in a row makes its max NaN, which reaches every entry of that row
-and no other row. Two documented limits of this arithmetic: at ``T = 0`` logits
-closer than the smallest normal float (1.2e-38 in float32) count as tied, and
-temperatures above ``2/tiny`` (1.7e38 in float32) act as ``T = inf``.
+and no other row. Three documented limits of this arithmetic: at ``T = 0`` logits
+closer than the smallest normal float (1.2e-38 in float32) count as tied;
+temperatures above ``2/tiny`` (1.7e38 in float32) act as ``T = inf``; and the
+factor 4 overflows where ``x - max < -max_float/2``, so log-softmax gives
+``-inf`` there at every ``T``, also where ``(x - max)/T`` would be finite
+(float32 ``log_softmax([-1e38, 1e38], temperature=4.0)`` is ``[-inf, 0]``, not
+``[-5e37, 0]``). Only rows whose logits span more than half the float range are
+affected; softmax and logsumexp are not (``exp`` of either value is 0).
 """
 
 from __future__ import annotations
