@@ -1,8 +1,11 @@
 """``python -m bench``: how close every operation runs to the memory-bandwidth floor.
 
-For every operation × implementation × shape × dtype it compiles once (timing
-the compile), runs the compiled executable ``--runs`` times after a warm-up,
-blocking outside jit, and records the median; XLA's cost-analysis bytes
+For every operation × shape × dtype it compiles each implementation once
+(timing the compile), then runs them in turn, one call each per round, for
+``--runs`` rounds after a warm-up, blocking outside jit, and records each one's
+median and quartiles. Interleaving makes the ratios between implementations
+fair on a machine whose speed drifts (on a 2-core CPU a baseline's median moved
+by 25% between back-to-back blocks of runs); XLA's cost-analysis bytes
 accessed; the peak memory of ``compiled.memory_analysis()``; the floor bytes
 (see ``bench/operations.py``); the achieved bandwidth ``floor / median``; and
 that as a fraction of the device's copy bandwidth, measured in the same run by a
@@ -60,6 +63,19 @@ def median_seconds(fn, args, runs: int) -> float:
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def interleaved_seconds(fns, args, runs: int) -> list[np.ndarray]:
+    """Per function, ``runs`` wall times, taken round-robin (one call each a round)."""
+    for fn in fns:
+        jax.block_until_ready(fn(*args))
+    times = np.zeros((len(fns), runs))
+    for round_ in range(runs):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[i, round_] = time.perf_counter() - start
+    return list(times)
 
 
 def copy_bandwidth(runs: int, nbytes: int) -> float:
@@ -147,10 +163,16 @@ def run(args) -> dict:
                 dtype = DTYPES[dtype_name]
                 inputs = operations.inputs(op, *shape, dtype)
                 floor = operations.floor_bytes(op, *shape, dtype)
-                for impl, fn in operations.IMPLEMENTATIONS[op].items():
-                    compiled, compile_s = compile_one(fn, inputs)
-                    median = median_seconds(compiled, inputs, runs)
-                    xla_bytes = cost_bytes(compiled)
+                impls = operations.IMPLEMENTATIONS[op]
+                compiled = {impl: compile_one(fn, inputs) for impl, fn in impls.items()}
+                times = interleaved_seconds(
+                    [executable for executable, _ in compiled.values()], inputs, runs
+                )
+                for (impl, (executable, compile_s)), seconds in zip(
+                    compiled.items(), times, strict=True
+                ):
+                    median = float(np.median(seconds))
+                    xla_bytes = cost_bytes(executable)
                     row = {
                         "op": op,
                         "impl": impl,
@@ -158,10 +180,12 @@ def run(args) -> dict:
                         "dtype": dtype_name,
                         "device": header["device"],
                         "median_s": median,
+                        "q25_s": float(np.percentile(seconds, 25)),
+                        "q75_s": float(np.percentile(seconds, 75)),
                         "compile_s": compile_s,
                         "floor_bytes": floor,
                         "xla_bytes_accessed": xla_bytes,
-                        "peak_bytes": peak_bytes(compiled),
+                        "peak_bytes": peak_bytes(executable),
                         "achieved_bytes_per_s": floor / median,
                         "fraction_of_copy_bandwidth": floor / median / copy_bw,
                     }

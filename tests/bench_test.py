@@ -10,6 +10,8 @@ REQUIRED = {
     "shape",
     "dtype",
     "median_s",
+    "q25_s",
+    "q75_s",
     "floor_bytes",
     "device",
     "compile_s",
@@ -50,4 +52,5 @@ def test_quick_bench_writes_results(tmp_path):
     for row in rows:
         assert REQUIRED <= set(row)
         assert row["median_s"] > 0 and row["floor_bytes"] > 0
+        assert row["q25_s"] <= row["median_s"] <= row["q75_s"]
     assert "softmax_fwd" in proc.stdout
