@@ -1,15 +1,16 @@
 """``python -m bench``: how close every operation runs to the memory-bandwidth floor.
 
 For every operation × shape × dtype it compiles each implementation once
-(timing the compile), then runs them in turn, one call each per round, for
-``--runs`` rounds after a warm-up, blocking outside jit, and records each one's
-median and quartiles. Interleaving makes the ratios between implementations
-fair on a machine whose speed drifts (on a 2-core CPU a baseline's median moved
-by 25% between back-to-back blocks of runs); XLA's cost-analysis bytes
-accessed; the peak memory of ``compiled.memory_analysis()``; the floor bytes
-(see ``bench/operations.py``); the achieved bandwidth ``floor / median``; and
-that as a fraction of the device's copy bandwidth, measured in the same run by a
-large device-to-device copy. Results go to ``bench/results/<device>.json``.
+(timing the compile), then runs them in turns of five timed calls after one
+untimed call, until each has ``--runs`` timings, blocking outside jit, and
+records each one's median and quartiles. Taking turns makes the ratios between
+implementations fair on a machine whose speed drifts (on a 2-core CPU a
+baseline's median moved by 25% between back-to-back blocks of runs). It also
+records XLA's cost-analysis bytes accessed, the peak memory of
+``compiled.memory_analysis()``, the floor bytes (see ``bench/operations.py``),
+the achieved bandwidth ``floor / median``, and that as a fraction of the
+device's copy bandwidth, measured in the same run by a large device-to-device
+copy. Results go to ``bench/results/<device>.json``.
 """
 
 from __future__ import annotations
@@ -65,17 +66,22 @@ def median_seconds(fn, args, runs: int) -> float:
     return float(np.median(times))
 
 
-def interleaved_seconds(fns, args, runs: int) -> list[np.ndarray]:
-    """Per function, ``runs`` wall times, taken round-robin (one call each a round)."""
-    for fn in fns:
-        jax.block_until_ready(fn(*args))
-    times = np.zeros((len(fns), runs))
-    for round_ in range(runs):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
+def interleaved_seconds(fns, args, runs: int, block: int = 5) -> list[np.ndarray]:
+    """Per function, ``runs`` wall times, taken in turns of ``block`` calls each.
+
+    Each turn starts with one untimed call: the first call after another
+    implementation pays for what that one left behind (on CPU, a call after
+    the one-hot baseline ran 35% slower), and the turns share the drift.
+    """
+    times = [[] for _ in fns]
+    while len(times[0]) < runs:
+        for fn, seconds in zip(fns, times, strict=True):
             jax.block_until_ready(fn(*args))
-            times[i, round_] = time.perf_counter() - start
-    return list(times)
+            for _ in range(min(block, runs - len(seconds))):
+                start = time.perf_counter()
+                jax.block_until_ready(fn(*args))
+                seconds.append(time.perf_counter() - start)
+    return [np.asarray(seconds) for seconds in times]
 
 
 def copy_bandwidth(runs: int, nbytes: int) -> float:
