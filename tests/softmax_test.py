@@ -516,6 +516,29 @@ def test_sixteen_bit_inputs_are_computed_in_float32():
         assert rel.max() <= float(jnp.finfo(dtype).eps) / 2 * 1.01
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("name", sorted(NORMALISERS))
+def test_sixteen_bit_derivatives_match_float64(name, dtype):
+    # The cores widen 16-bit x inside; the cotangent comes back in x's dtype,
+    # off the float64 derivative of the same (rounded) input by its rounding only.
+    key_x, key_g = jax.random.split(jax.random.key(12))
+    x = jax.random.normal(key_x, (4, 50)) * 3
+    x = x.at[1, 3].set(-inf).at[2, 5].set(inf).astype(dtype)
+    fn = NORMALISERS[name]
+    g = jax.random.normal(key_g, fn(x).shape).astype(dtype)
+    out, pullback = jax.vjp(fn, x)
+    grad = pullback(g)[0]
+    assert out.dtype == dtype and grad.dtype == dtype
+    _, pullback64 = jax.vjp(fn, x.astype(jnp.float64))
+    ref = pullback64(g.astype(jnp.float64))[0]
+    eps = float(jnp.finfo(dtype).eps)
+    grad = np.asarray(grad, np.float64)
+    np.testing.assert_allclose(grad, ref, rtol=eps, atol=eps * np.abs(ref).max())
+    np.testing.assert_array_equal(grad[2], 0)  # the +inf row
+    if name != "logsumexp":
+        assert grad[1, 3] == 0  # the -inf entry
+
+
 def test_float32_stays_float32():
     x = jnp.ones((2, 3), jnp.float32)
     for fn in NORMALISERS.values():
