@@ -25,12 +25,10 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from jsoftmax import _validate
-from jsoftmax.softmax import _all_ordinary
 from jsoftmax.softmax import _by_temperature
 from jsoftmax.softmax import _derivative_scale
 from jsoftmax.softmax import _limits
 from jsoftmax.softmax import _scaled_logits
-from jsoftmax.softmax import _sink_inf_rows
 from jsoftmax.softmax import _temperature_factors
 
 __all__ = [
@@ -46,9 +44,11 @@ _REDUCTIONS = ("none", "mean", "sum")
 # Shared pieces
 # --------------------------------------------------------------------------- #
 def _normalizer_value(x, temperature, axes, ordinary):
-    z, row_max = _scaled_logits(x, temperature, axes, raw_max=True, ordinary=ordinary)
-    if ordinary:
-        z = _sink_inf_rows(z, row_max)
+    # The losses show -log p itself: exact_z keeps it +inf at the finite
+    # entries of +inf rows on the cheap branch too.
+    z, row_max = _scaled_logits(
+        x, temperature, axes, raw_max=True, ordinary=ordinary, exact_z=True
+    )
     unnormalized = jnp.exp(z)
     total = jnp.sum(unnormalized, axes, keepdims=True)
     # total >= 1 but in all -inf rows (see jsoftmax.softmax._softmax_core)
@@ -254,9 +254,8 @@ def _label_logit_z(x, label, temperature, row_max):
     big, _ = _limits(x.dtype)
     halved = jnp.minimum(x_label * 0.5, 0.875 * big)
     scaled = jnp.minimum(jnp.minimum((halved - row_max) * 4, 0) * factor_a, 0)
-    # The branch _log_normalizer took (both are per example, so this is cheap).
-    cheap = _sink_inf_rows((halved - row_max) * (2 / temperature), row_max)
-    return jnp.where(_all_ordinary(temperature, x.dtype), cheap, scaled * factor_b)
+    # The general formula: at ordinary T it equals the cheap branch's bit for bit.
+    return scaled * factor_b
 
 
 def _int_xent_parts(x, label, live, smooth_weight, temperature, alpha):

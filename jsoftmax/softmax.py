@@ -30,7 +30,8 @@ factor 4 overflows where ``x - max < -max_float/2``, so log-softmax gives
 ``-inf`` there at every ``T``, also where ``(x - max)/T`` would be finite
 (float32 ``log_softmax([-1e38, 1e38], temperature=4.0)`` is ``[-inf, 0]``, not
 ``[-5e37, 0]``). Only rows whose logits span more than half the float range are
-affected; softmax and logsumexp are not (``exp`` of either value is 0).
+affected (the cross-entropy losses share the arithmetic); softmax and logsumexp
+are not (``exp`` of either value is 0).
 """
 
 from __future__ import annotations
@@ -88,29 +89,40 @@ def _halved(x):
 
 
 def _scaled_logits(
-    x, temperature, axes, *, raw_max: bool = False, ordinary: bool = False
+    x, temperature, axes, *, raw_max=False, ordinary: bool = False, exact_z=False
 ):
     """``z = (x - max)/T`` with every edge case folded in; also ``m = max(h)``.
 
     ``m == Q`` marks a row holding ``+inf``; ``m == -Q`` an all ``-inf`` row.
+    ``raw_max`` takes ``m`` from a plain max of ``x`` instead of fusing it into
+    this pass (``True``, or that max itself if the caller has it).
+
     With ``ordinary=True`` the caller guarantees that every ``T`` lies in
-    ``[4/max_float, max_float/4096]`` (see :func:`_by_temperature`): then
-    ``z = (h - m)·(2/T)`` sends the finite entries of a ``+inf`` row below
-    ``-0.75·max_float/T <= -3072``. Their ``exp(z)`` is 0 even in float64, as
-    in the general formula, so softmax and logsumexp come out the same bit for
-    bit; ``z`` itself is not ``-inf`` there, so log-softmax does not use it.
+    ``[4/max_float, max_float/4096]`` (see :func:`_by_temperature`), and both
+    cheaper formulas agree bit for bit with the general one wherever it matters:
+
+    * ``z = (h - m)·(2/T)``, one operation per entry, sends the finite entries
+      of a ``+inf`` row below ``-0.75·max_float/T <= -3072``, not to ``-inf``.
+      Their ``exp(z)`` is 0 even in float64, so softmax and logsumexp use it.
+    * ``exact_z=True`` (log-softmax and the losses show ``z`` or ``log p``
+      itself): the general formula with ``B = 1``, three operations. There
+      ``(h - m)·4`` overflows to ``-inf``; ``min(., 0.5)`` is a no-op that keeps
+      XLA from folding ``4·A`` into ``2/T``, which would undo the overflow.
     """
     halved = _halved(x)
-    if raw_max:
+    if raw_max is not False:
         # The same m from a plain max of x (clipped afterwards, per row): better
         # where the pass cannot fuse with the exponential anyway (the losses).
         big, _ = _limits(x.dtype)
-        plain_max = jnp.max(x, axes, keepdims=True)
+        plain_max = jnp.max(x, axes, keepdims=True) if raw_max is True else raw_max
         row_max = jnp.clip(plain_max * 0.5, -0.875 * big, 0.875 * big)
     else:
         row_max = _row_max(halved, axes)
-    if ordinary:
+    if ordinary and not exact_z:
         return (halved - row_max) * (2 / temperature), row_max
+    if ordinary:
+        scaled = jnp.minimum((halved - row_max) * 4, 0.5)
+        return scaled * (_inverse_temperature(temperature) * 0.5), row_max
     factor_a, factor_b = _temperature_factors(temperature, x.dtype)
     # Each min(., 0) is a no-op on the value (every factor is >= 0 and h <= m)
     # that stops XLA from folding the three factors into one product, which
@@ -119,42 +131,25 @@ def _scaled_logits(
     return scaled * factor_b, row_max
 
 
-def _all_ordinary(temperature, dtype):
-    """Whether every ``T`` takes the cheap branch of :func:`_scaled_logits`."""
-    big, _ = _limits(dtype)
-    t = jnp.asarray(temperature, dtype)
-    return jnp.all((t >= 4 / big) & (t <= big / 4096))
-
-
-def _sink_inf_rows(z, row_max):
-    """The cheap ``z`` made ``-inf`` at the finite entries of ``+inf`` rows.
-
-    Where ``log p`` itself is used (the losses) the cheap branch's
-    ``z <= -3072`` there is not enough. A per-row factor ``max_float``
-    (``m == Q`` marks such a row) sends those entries to ``-inf`` and keeps the
-    ``+inf`` entries' 0; elsewhere the factor is 1, so the branches agree bit
-    for bit. ``min(z, 0.5)`` is a no-op (``z <= 0``) that stops XLA from folding
-    ``(2/T)·max_float`` into one factor, which overflows and gives ``0·inf``.
-    """
-    big, _ = _limits(z.dtype)
-    spread = jnp.where(row_max == 0.875 * big, big, 1).astype(z.dtype)
-    return jnp.minimum(z, 0.5) * spread
-
-
 def _by_temperature(value, x, temperature, axes):
     """``value(x, T, axes, ordinary)``, the cheaper arithmetic when it is exact.
 
     A ``lax.cond`` on one scalar: are all temperatures ordinary (between
     ``4/max_float`` and ``max_float/4096``, so ``1/(2T)`` is a normal number)?
-    Then :func:`_scaled_logits` needs one multiply per entry instead of six
-    operations (measured with ``python -m bench``: softmax forward 0.86x -> 1.04x
-    of ``jax.nn`` at 512x32768 float32 on CPU). ``T = 0``, ``T = inf``, NaN and extreme
-    temperatures take the general branch. The whole computation sits inside the
-    branch so that XLA fuses it as before. Under ``vmap`` with a batched ``T``,
-    JAX turns the cond into a select and evaluates both branches.
+    Then :func:`_scaled_logits` needs one multiply (three with ``exact_z``) per
+    entry instead of six operations (measured with ``python -m bench``: softmax
+    forward 0.86x -> 1.04x of ``jax.nn`` at 512x32768 float32 on CPU).
+    ``T = 0``, ``T = inf``, NaN and extreme temperatures take the general
+    branch. The whole computation sits inside the branch so that XLA fuses it as
+    before. Under ``vmap`` with a batched ``T``, JAX turns the cond into a
+    select and evaluates both branches.
     """
+    # The range of the compute dtype: x may still be 16-bit here (see _widened).
+    dtype = _validate.compute_dtype(x.dtype)
+    big, _ = _limits(dtype)
+    t = jnp.asarray(temperature, dtype)
     return lax.cond(
-        _all_ordinary(temperature, x.dtype),
+        jnp.all((t >= 4 / big) & (t <= big / 4096)),
         partial(value, axes=axes, ordinary=True),
         partial(value, axes=axes, ordinary=False),
         x,
@@ -251,17 +246,12 @@ def _softmax_tangent(v, y, axes):
     return (y - flag * y) * v - (y - y * flag) * dot + (flag * y) * dominant_term
 
 
-def _finite_or_zero_weight(log_p):
-    """``log p`` with ``-inf`` raised to ``-max_float``: finite, and it only ever
-    meets a weight ``p = 0`` there, so ``0·(-inf)`` becomes 0."""
-    big, _ = _limits(log_p.dtype)
-    return jnp.maximum(log_p, -big)
-
-
 def _finite_or_zero(log_p):
-    """``log p`` with ``-inf`` replaced by 0, so that ``log p · dT`` stays finite
-    for every finite ``dT`` where ``p = 0`` (``-max_float · 3`` would be ``-inf``)."""
-    return _finite_or_zero_weight(log_p) * _alive(log_p)
+    """``log p`` with ``-inf`` replaced by 0: ``0·log 0`` in an entropy and
+    ``log p · dT`` where ``p = 0`` stay finite for every finite ``dT``
+    (``-max_float`` alone would give ``-max_float · 3 = -inf``)."""
+    big, _ = _limits(log_p.dtype)
+    return jnp.maximum(log_p, -big) * _alive(log_p)
 
 
 def _alive(log_p):
@@ -334,18 +324,10 @@ def _softmax_jvp(axes, primals, tangents):
 # log_softmax
 # --------------------------------------------------------------------------- #
 def _log_softmax_value(x, temperature, axes, ordinary):
+    # Log-softmax shows z itself, which must be -inf at the finite entries of a
+    # +inf row: hence exact_z on the cheap branch.
     x = _widened(x)
-    if ordinary:
-        # Log-softmax shows z itself, which must be -inf at the finite entries
-        # of a +inf row: there (h - m)·4 overflows, and the factor T brings to
-        # the general branch is A = 1/(2T) alone (B = 1), so two of its six
-        # operations go. The min(., 0.5) is a no-op that keeps XLA from folding
-        # 4·A into 2/T (which would undo the overflow).
-        halved = _halved(x)
-        scaled = jnp.minimum((halved - _row_max(halved, axes)) * 4, 0.5)
-        z = scaled * (_inverse_temperature(temperature) * 0.5)
-    else:
-        z, _ = _scaled_logits(x, temperature, axes)
+    z, _ = _scaled_logits(x, temperature, axes, ordinary=ordinary, exact_z=True)
     total = jnp.sum(jnp.exp(z), axes, keepdims=True)
     # total >= 1 but in all -inf rows (total 0), where z is -inf already.
     return z - jnp.log(jnp.maximum(total, 1))
@@ -375,7 +357,7 @@ def _log_softmax_jvp(axes, primals, tangents):
 def _logsumexp_value(x, temperature, axes, ordinary):
     xc = _widened(x)
     # One plain max of the narrow x (exact) serves z and the result. Fusing it
-    # into the exponential's pass, as softmax does, is 2x slower on 131072-wide
+    # into the exponential's pass, as softmax does, is 3x slower on 131072-wide
     # rows on XLA:CPU (measured: 0.36x -> 0.98x of jax.nn at 1024x131072).
     row_max = jnp.max(x, axes, keepdims=True).astype(xc.dtype)
     if ordinary:
@@ -385,7 +367,7 @@ def _logsumexp_value(x, temperature, axes, ordinary):
         big, _ = _limits(xc.dtype)
         z = (xc - jnp.clip(row_max, -big, big)) * (1 / temperature)
     else:
-        z, _ = _scaled_logits(xc, temperature, axes, raw_max=True)
+        z, _ = _scaled_logits(xc, temperature, axes, raw_max=row_max)
     log_total = jnp.log(jnp.sum(jnp.exp(z), axes, keepdims=True))
     # T·log Σ is 0 when one entry carries the row (also at T = 0 or inf), and
     # 0·log 0 must not become NaN in an all -inf row (whose max is -inf).
@@ -418,7 +400,7 @@ def _logsumexp_jvp(axes, primals, tangents):
         tangent = tangent + keep * jnp.sum(y * tangent_x, axes, keepdims=True)
     if not isinstance(tangent_t, SymbolicZero):
         log_p = _log_softmax_core(x, temperature, axes)
-        entropy = -jnp.sum(y * _finite_or_zero_weight(log_p), axes, keepdims=True)
+        entropy = -jnp.sum(y * _finite_or_zero(log_p), axes, keepdims=True)
         tangent = tangent + keep * entropy * tangent_t
     return value, tangent
 

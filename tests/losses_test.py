@@ -1,5 +1,7 @@
 """Tests for jsoftmax.losses: optax equality, float64 formulas, edge cases, sharding."""
 
+import importlib
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -215,6 +217,37 @@ def test_label_on_a_finite_entry_of_a_plus_inf_row_is_inf(temperature):
             assert np.isfinite(value[1]), name
     on_inf = int_xent(logits, jnp.array([0, 0]), temperature=temperature)
     np.testing.assert_allclose(on_inf[0], np.log(2), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_ordinary_temperature_branch_equals_general_branch(dtype):
+    # z, log Σ exp z and p from the cheap branch equal the general branch's bit
+    # for bit on every edge row, so the gathered label z (general formula)
+    # matches the row's either way.
+    module = importlib.import_module("jsoftmax.losses")
+    big = float(jnp.finfo(dtype).max)
+    x = jnp.array(
+        [
+            [1.0, 2.0, -inf, 2.0],
+            [inf, 3.0, -inf, inf],
+            [big, inf, -big, 0.0],
+            [-inf, -inf, -inf, -inf],
+            [nan, 1.0, 2.0, 3.0],
+            [-big, big, 0.5, -0.5],
+        ],
+        dtype,
+    )
+    label = jnp.array([[1], [1], [2], [0], [1], [2]])
+    for t in [4 / big, 1e-30, 0.7, 1.0, 1e30, big / 4096]:
+        temperature = jnp.full((x.shape[0], 1), t, dtype)
+        fast = module._normalizer_value(x, temperature, (1,), ordinary=True)
+        general = module._normalizer_value(x, temperature, (1,), ordinary=False)
+        for a, b, name in zip(fast, general, ("z", "log_total", "p", "m"), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} T={t}")
+        z_label = module._label_logit_z(x, label, temperature, fast[3])
+        np.testing.assert_array_equal(
+            z_label, jnp.take_along_axis(fast[0], label, axis=-1), err_msg=f"T={t}"
+        )
 
 
 @pytest.mark.parametrize("bad", [5, 3, -1])
