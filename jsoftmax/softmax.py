@@ -193,16 +193,24 @@ def _row_derivative_scale(x, temperature, axes):
     return jnp.where(inf_row, 0, _derivative_scale(temperature))
 
 
+def _dominant_flag(p):
+    """1 at the entry with ``p > 1/2`` (at most one per row), else 0.
+
+    ``floor(p + (1/2 - ulp))`` is the indicator without a compare and select
+    (two entries at exactly 1/2 both give 0).
+    """
+    below_half = np.nextafter(np.asarray(0.5, p.dtype), np.asarray(0, p.dtype))
+    return jnp.floor(p + below_half)
+
+
 def _dominant(y, axes):
     """``f`` (1 at the entry with ``y > 1/2``, else 0) and ``R = 1 - y`` there.
 
     At most one entry per row has ``y > 1/2``. ``R`` is summed over the other
     entries, so it keeps the tail that ``1 - y`` rounds away (``softmax([40, 0])``
-    has ``y_0 = 1`` but ``R = 4.25e-18``). ``floor(y + (1/2 - ulp))`` is the
-    indicator without a select (two entries at exactly 1/2 both give 0).
+    has ``y_0 = 1`` but ``R = 4.25e-18``).
     """
-    below_half = np.nextafter(np.asarray(0.5, y.dtype), np.asarray(0, y.dtype))
-    flag = jnp.floor(y + below_half)
+    flag = _dominant_flag(y)
     rest_mass = jnp.sum(y - flag * y, axes, keepdims=True)
     return flag, rest_mass
 
@@ -227,8 +235,9 @@ def _centered_parts(v, y, axes):
 def _centered(v, y, axes):
     """``v - <y, v>`` along ``axes``, exact in the dominant entry's tail.
 
-    Spelled like :func:`_softmax_tangent` (``v - f·v`` and ``1 - f`` apart) so that
-    reverse mode shares no product between the sums and the output.
+    Spelled with ``v - f·v`` and ``1 - f`` apart so that reverse mode shares no
+    product between the sums and the output (XLA:CPU writes such a shared
+    product out as a logits-sized array).
     """
     flag, dot, dominant_term = _centered_parts(v, y, axes)
     return (v - flag * v) - (1 - flag) * dot + flag * dominant_term
@@ -237,13 +246,27 @@ def _centered(v, y, axes):
 def _softmax_tangent(v, y, axes):
     """``y·(v - <y, v>)`` along ``axes``, exact in the dominant entry's tail.
 
-    The same as ``y * _centered(v, y)``, written so that no product is shared
-    between the sums and the output. XLA:CPU writes such a shared product out as a
-    logits-sized array (measured: 17 instead of 8 N·s for softmax's
-    forward+backward). Hence the two spellings of ``y - f·y`` below.
+    The plain ``w = y·v - y·<y, v>`` loses the tail at the dominant entry ``k``
+    (``y_k > 1/2``): ``y_k`` rounds to 1 and ``v_k - <y, v>`` cancels, so
+    ``grad softmax([40, 0])[0]`` comes out ``[0, -4.25e-18]``. The rule returns
+    ``w - f·Σw`` instead, with ``f`` the one-hot of ``k`` (zero if there is
+    none). That is ``(I - f 1ᵀ) J v = J v`` (``1ᵀJ = 0``), and
+
+    * forward mode: ``(w - f·Σw)_k = -Σ_{j≠k} w_j``, the tail from the other
+      entries, each exact (``Σw`` is 0 up to ``eps·|w_k|``, itself ``eps``
+      small, so the error is ``eps²·|v|``);
+    * reverse mode, the transpose, is ``J (g - g_k)``: the cotangent shifted by
+      its own value at ``k`` (``Σ f·g``, exact) before the usual formula, so
+      the ``k`` term is exactly 0 and ``ct_k = -y_k Σ_j y_j (g_j - g_k)``
+      keeps the tail.
+
+    Reverse mode is one fused pass with two sums and a 3-operation output per
+    entry (measured at 512x32768 float32 on CPU: 0.87-0.96x of the speed of
+    jax.nn's tail-free autodiff, against 0.82-0.86x for the earlier rule with
+    three sums, whose output took 9 operations per entry).
     """
-    flag, dot, dominant_term = _centered_parts(v, y, axes)
-    return (y - flag * y) * v - (y - y * flag) * dot + (flag * y) * dominant_term
+    w = y * v - y * jnp.sum(y * v, axes, keepdims=True)
+    return w - _dominant_flag(y) * jnp.sum(w, axes, keepdims=True)
 
 
 def _finite_or_zero(log_p):
@@ -270,8 +293,8 @@ def _alive(log_p):
 def _direction(log_p, tangent_x, tangent_t, dtype):
     """The tangent of ``z = x/T`` in units of ``1/T``: ``dx - z·dT``, in ``dtype``.
 
-    ``z`` may be replaced by ``log p`` because :func:`_centered` is shift
-    invariant. Symbolic zeros are skipped.
+    ``z`` may be replaced by ``log p`` because both tangent maps are shift
+    invariant (``J·1 = 0``). Symbolic zeros are skipped.
     """
     if not isinstance(tangent_x, SymbolicZero):
         tangent_x = tangent_x.astype(dtype)
@@ -306,8 +329,8 @@ def _softmax_core(x, temperature, axes):
 
 @partial(_softmax_core.defjvp, symbolic_zeros=True)
 def _softmax_jvp(axes, primals, tangents):
-    # Own rule: keeps the tail (see _centered), zero derivatives on edge rows, an
-    # exact d/dT; calling the core again makes every higher order exact too.
+    # Own rule: keeps the tail (see _softmax_tangent), zero derivatives on edge
+    # rows, an exact d/dT; calling the core again makes every higher order exact.
     x, temperature = primals
     y = _softmax_core(x, temperature, axes)
     if _no_tangent(tangents):
@@ -606,7 +629,7 @@ def _softmax_jacobian_jit(x, temperature):
     # 0 at T = 0 and on rows holding +inf (see _row_derivative_scale).
     scale = _row_derivative_scale(xc, temperature, axes)[..., None]
     # Diagonal y_i (1 - y_i); where y_i > 1/2, 1 - y_i is summed over the other
-    # entries so a dominant entry keeps its tail (see _centered).
+    # entries so a dominant entry keeps its tail (see _softmax_tangent).
     dominant = y > 0.5
     rest_mass = jnp.sum(jnp.where(dominant, 0, y), axes, keepdims=True)
     rest = jnp.where(dominant, rest_mass, 1 - y)
