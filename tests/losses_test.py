@@ -221,33 +221,51 @@ def test_label_on_a_finite_entry_of_a_plus_inf_row_is_inf(temperature):
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_ordinary_temperature_branch_equals_general_branch(dtype):
-    # z, log Σ exp z and p from the cheap branch equal the general branch's bit
-    # for bit on every edge row, so the gathered label z (general formula)
-    # matches the row's either way.
+    # The cheap branch (every T ordinary, no +inf or NaN row) gives the general
+    # branch's z, log Σ exp z, p and label z bit for bit, except that z stays
+    # finite where the general one overflows (x - max < -max_float/2); exp z
+    # is the same there too. Rows with +inf or NaN send the whole batch to the
+    # general branch, and the public losses then equal it.
     module = importlib.import_module("jsoftmax.losses")
     big = float(jnp.finfo(dtype).max)
-    x = jnp.array(
-        [
-            [1.0, 2.0, -inf, 2.0],
-            [inf, 3.0, -inf, inf],
-            [big, inf, -big, 0.0],
-            [-inf, -inf, -inf, -inf],
-            [nan, 1.0, 2.0, 3.0],
-            [-big, big, 0.5, -0.5],
-        ],
-        dtype,
+    cheap_rows = jnp.array(
+        [[1.0, 2.0, -inf, 2.0], [-inf] * 4, [-big, big, 0.5, -0.5]], dtype
     )
-    label = jnp.array([[1], [1], [2], [0], [1], [2]])
+    edge_rows = jnp.array([[inf, 3.0, -inf, inf], [big, inf, -big, 0.0]], dtype)
+    nan_row = jnp.array([[nan, 1.0, 2.0, 3.0]], dtype)
+    # (the third label sits on the row max: at its other entries the general
+    # loss overflows to +inf, the cheap one stays finite and right)
+    label = jnp.array([[1], [0], [1]])
+    names = ("z", "log_total", "exp z", "1/total", "z_label")
     for t in [4 / big, 1e-30, 0.7, 1.0, 1e30, big / 4096]:
-        temperature = jnp.full((x.shape[0], 1), t, dtype)
-        fast = module._normalizer_value(x, temperature, (1,), ordinary=True)
-        general = module._normalizer_value(x, temperature, (1,), ordinary=False)
-        for a, b, name in zip(fast, general, ("z", "log_total", "p", "m"), strict=True):
-            np.testing.assert_array_equal(a, b, err_msg=f"{name} T={t}")
-        z_label = module._label_logit_z(x, label, temperature, fast[3])
-        np.testing.assert_array_equal(
-            z_label, jnp.take_along_axis(fast[0], label, axis=-1), err_msg=f"T={t}"
+        temperature = jnp.full((3, 1), t, dtype)
+        plain_max = jnp.max(cheap_rows, 1, keepdims=True)
+        fast, general = (
+            jax.tree.leaves(
+                module._normalizer_value(
+                    cheap_rows, temperature, plain_max, label, (1,), ordinary=o
+                )
+            )
+            for o in (True, False)
         )
+        overflow = np.asarray(cheap_rows - plain_max < -big / 2)
+        for a, b, name in zip(fast, general, names, strict=True):
+            if name == "z":
+                a, b = np.where(overflow, 0, a), np.where(overflow, 0, b)
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} T={t}")
+        # and the branch a batch takes: cheap rows alone, or with an edge row
+        x = jnp.concatenate([cheap_rows, edge_rows, nan_row])
+        labels = jnp.array([1, 0, 1, 1, 2, 0])
+        t_rows = jnp.full((6,), t, dtype)
+        edge = int_xent(x, labels, temperature=t_rows)
+        alone = int_xent(cheap_rows, labels[:3], temperature=t_rows[:3])
+        np.testing.assert_array_equal(alone, edge[:3], err_msg=f"T={t}")
+        np.testing.assert_array_equal(alone, log_total_minus(general), err_msg=f"T={t}")
+
+
+def log_total_minus(general):
+    """The integer-label loss from the general branch's pieces."""
+    return np.asarray(general[1] - general[4])[:, 0]
 
 
 @pytest.mark.parametrize("bad", [5, 3, -1])
