@@ -30,8 +30,9 @@ factor 4 overflows where ``x - max < -max_float/2``, so log-softmax gives
 ``-inf`` there at every ``T``, also where ``(x - max)/T`` would be finite
 (float32 ``log_softmax([-1e38, 1e38], temperature=4.0)`` is ``[-inf, 0]``, not
 ``[-5e37, 0]``). Only rows whose logits span more than half the float range are
-affected (the cross-entropy losses share the arithmetic); softmax and logsumexp
-are not (``exp`` of either value is 0).
+affected (the cross-entropy losses share the arithmetic in batches that hold a
+``+inf`` or NaN row; see :func:`jsoftmax.losses._log_normalizer`); softmax and
+logsumexp are not (``exp`` of either value is 0).
 """
 
 from __future__ import annotations
