@@ -253,6 +253,16 @@ def test_ordinary_temperature_branch_equals_general_branch(dtype):
             if name == "z":
                 a, b = np.where(overflow, 0, a), np.where(overflow, 0, b)
             np.testing.assert_array_equal(a, b, err_msg=f"{name} T={t}")
+        # probability labels keep the temperature-only branches, bit for bit on
+        # every row (z is shown: exact z, -inf in +inf rows)
+        rows = jnp.concatenate([cheap_rows, edge_rows, nan_row])
+        t6 = jnp.full((6, 1), t, dtype)
+        exact = [
+            jax.tree.leaves(module._exact_normalizer_value(rows, t6, (1,), o))
+            for o in (True, False)
+        ]
+        for a, b, name in zip(*exact, names[:4], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"exact {name} T={t}")
         # and the branch a batch takes: cheap rows alone, or with an edge row
         x = jnp.concatenate([cheap_rows, edge_rows, nan_row])
         labels = jnp.array([1, 0, 1, 1, 2, 0])
