@@ -263,19 +263,26 @@ def test_ordinary_temperature_branch_equals_general_branch(dtype):
         ]
         for a, b, name in zip(*exact, names[:4], strict=True):
             np.testing.assert_array_equal(a, b, err_msg=f"exact {name} T={t}")
+        # In each branch the label's z is the row's z at the label, on every
+        # row the branch takes (the general one: all of them).
+        labels = jnp.array([[1], [0], [1], [1], [2], [0]])
+        branches = [(rows, labels, False), (cheap_rows, label, True)]
+        for x, lab, o in branches:
+            parts = jax.tree.leaves(
+                module._normalizer_value(
+                    x, t6[: len(x)], jnp.max(x, 1, keepdims=True), lab, (1,), o
+                )
+            )
+            np.testing.assert_array_equal(
+                parts[4], jnp.take_along_axis(parts[0], lab, -1), err_msg=f"T={t}"
+            )
         # and the branch a batch takes: cheap rows alone, or with an edge row
-        x = jnp.concatenate([cheap_rows, edge_rows, nan_row])
-        labels = jnp.array([1, 0, 1, 1, 2, 0])
-        t_rows = jnp.full((6,), t, dtype)
-        edge = int_xent(x, labels, temperature=t_rows)
-        alone = int_xent(cheap_rows, labels[:3], temperature=t_rows[:3])
+        edge = int_xent(rows, labels[:, 0], temperature=t6[:, 0])
+        alone = int_xent(cheap_rows, label[:, 0], temperature=t6[:3, 0])
         np.testing.assert_array_equal(alone, edge[:3], err_msg=f"T={t}")
-        np.testing.assert_array_equal(alone, log_total_minus(general), err_msg=f"T={t}")
-
-
-def log_total_minus(general):
-    """The integer-label loss from the general branch's pieces."""
-    return np.asarray(general[1] - general[4])[:, 0]
+        np.testing.assert_array_equal(
+            alone, (general[1] - general[4])[:, 0], err_msg=f"T={t}"
+        )
 
 
 @pytest.mark.parametrize("bad", [5, 3, -1])
@@ -427,6 +434,28 @@ def test_bfloat16_logits_computed_in_float32():
     loss = jsoftmax.softmax_cross_entropy(logits, probs)
     assert loss.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(loss, np.float64), ref, rtol=1e-5)
+
+
+def test_sixteen_bit_logits_equal_their_float32_values():
+    # The cores take 16-bit logits narrow and widen them inside: the losses,
+    # smoothing (1001 classes, not exactly a bfloat16 count) and the gradients
+    # (a 16-bit tangent picks the label by compare, not by gather) must match
+    # the same values given in float32, the gradient rounded once.
+    for dtype in (jnp.bfloat16, jnp.float16):
+        narrow = (jax.random.normal(jax.random.key(30), (4, 1001)) * 3).astype(dtype)
+        wide = narrow.astype(jnp.float32)
+        labels = jnp.array([0, 1000, 17, 500])
+        probs = jax.nn.softmax(jax.random.normal(jax.random.key(31), (4, 1001)))
+        for fn in (
+            lambda x: int_xent(x, labels, label_smoothing=0.3, temperature=0.7),
+            lambda x: int_xent(x, labels),
+            lambda x: jsoftmax.softmax_cross_entropy(x, probs, label_smoothing=0.3),
+        ):
+            np.testing.assert_allclose(fn(narrow), fn(wide), rtol=1e-6)
+            grad_narrow = jax.grad(lambda x: jnp.sum(fn(x)))(narrow)
+            grad_wide = jax.grad(lambda x: jnp.sum(fn(x)))(wide)
+            assert grad_narrow.dtype == dtype
+            np.testing.assert_array_equal(grad_narrow, grad_wide.astype(dtype))
 
 
 @pytest.mark.parametrize("spec", [P("d", None), P(None, "d")], ids=["batch", "class"])
