@@ -99,7 +99,10 @@ def _log_normalizer(x, temperature, axes, label=None):
     CE value_and_grad at 512x32768 float32 on CPU, 0.94x -> 1.01x of optax).
     Both give the same ``z`` bit for bit where both apply, except that the
     general one overflows to ``-inf`` where ``x - max < -max_float/2`` (its
-    documented limit) and this one does not.
+    documented limit) and this one does not. A NaN row may take either branch:
+    XLA:CPU's fused max skips NaN in rows of 2048 entries or more (see
+    :func:`jsoftmax.softmax._row_values`). Both give it NaN: the cheap ``z``
+    carries the NaN into ``Σ exp z``.
     """
     # x may be 16-bit: its (exact) max is taken narrow, and each branch widens
     # x inside its own passes. Widened out here, the float32 copy would be

@@ -1,6 +1,7 @@
 """Tests for jsoftmax.softmax: values, derivatives, edge rows, sharding, dtypes."""
 
 import importlib
+from functools import partial
 
 import chex
 import hypothesis.extra.numpy as hnp
@@ -204,8 +205,12 @@ def test_tail_of_the_jvp_is_kept():
         jax.jacrev(jsoftmax.softmax)(x)[0],
     ):
         np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
-    grad = jax.grad(lambda x: jsoftmax.log_softmax(x)[0])(x)
-    np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
+    for grad in (
+        jax.grad(lambda x: jsoftmax.log_softmax(x)[0])(x),
+        jax.jacfwd(jsoftmax.log_softmax)(x)[0],
+        jax.jacrev(jsoftmax.log_softmax)(x)[0],
+    ):
+        np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
     np.testing.assert_allclose(
         jsoftmax.softmax_jacobian(x)[0], [tail, -tail], rtol=1e-14
     )
@@ -311,11 +316,19 @@ def test_masked_equals_minus_inf_values_and_gradients():
     np.testing.assert_array_equal(g, 0)
 
 
-def test_nan_is_confined_to_its_row():
-    x = jax.random.normal(jax.random.key(6), (4, 5))
+# 4096 wide: XLA:CPU's fused reductions drop a NaN unless the arithmetic guards
+# it (see jsoftmax.softmax._row_values); T = 0 takes the general branch.
+@pytest.mark.parametrize("width", [5, 4096])
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_nan_is_confined_to_its_row(width, temperature):
+    x = jax.random.normal(jax.random.key(6), (4, width))
     bad = x.at[2, 3].set(nan)
-    w = jax.random.normal(jax.random.key(7), (4, 5))
-    for fn in (jsoftmax.softmax, jsoftmax.log_softmax):
+    w = jax.random.normal(jax.random.key(7), (4, width))
+    for fn in (
+        partial(jsoftmax.softmax, temperature=temperature),
+        partial(jsoftmax.log_softmax, temperature=temperature),
+        partial(jsoftmax.logsumexp, temperature=temperature, keepdims=True),
+    ):
         out, good = fn(bad), fn(x)
         assert np.isnan(out[2]).all()
         np.testing.assert_array_equal(np.delete(out, 2, 0), np.delete(good, 2, 0))
@@ -325,8 +338,6 @@ def test_nan_is_confined_to_its_row():
         np.testing.assert_array_equal(np.delete(g_bad, 2, 0), np.delete(g_good, 2, 0))
         jvp = jax.jvp(fn, (bad,), (w,))[1]
         assert np.isnan(jvp[2]).all() and np.isfinite(np.delete(jvp, 2, 0)).all()
-    lse = jsoftmax.logsumexp(bad)
-    assert np.isnan(lse[2]) and np.isfinite(np.delete(lse, 2)).all()
 
 
 # --------------------------------------------------------------------------- #
@@ -560,6 +571,95 @@ def test_vmap_matches_batched():
             jax.grad(lambda r, t: jnp.sum(fn(r, temperature=t) ** 2), argnums=(0, 1))
         )(x, t)
         assert np.isfinite(g[0]).all() and np.isfinite(g[1]).all()
+
+
+# --------------------------------------------------------------------------- #
+# Wide rows: summed in chunks on CPU (jsoftmax.softmax._sum_exp)
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize(
+    "width, chunks",
+    [(32768, None), (32769, 3), (40000, 2), (50257, 29), (131072, 4), (32771, None)],
+)
+def test_chunk_count(width, chunks):
+    module = importlib.import_module("jsoftmax.softmax")
+    assert module._chunk_count(width) == chunks
+
+
+def _wide_rows(width):
+    """Ordinary rows and every edge row, ``width`` entries each (float32)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6, width)) * 4
+    x[1, ::3] = -inf
+    x[2] = -inf
+    x[3, [5, width - 1]] = inf
+    x[4, width // 2] = nan
+    x[5] *= 30
+    return x.astype(np.float32)
+
+
+def _float64_log_softmax(x, t):
+    z = x.astype(np.float64) / t
+    top = np.max(z, -1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lse = top + np.log(np.sum(np.exp(z - top), -1, keepdims=True))
+        return z - lse, lse * t
+
+
+# 40000 = 2 chunks of 20000; 32771 is prime and takes the direct sum.
+@pytest.mark.parametrize("width", [40000, 32771])
+def test_wide_rows_match_float64_values_and_gradients(width):
+    x = _wide_rows(width)
+    t = np.array([[1.0], [0.5], [1.0], [2.0], [1.0], [3.0]], np.float32)
+    w = np.random.default_rng(9).standard_normal(x.shape).astype(np.float32)
+    ordinary = [0, 1, 5]
+    ref_lp, ref_lse = _float64_log_softmax(x[ordinary], t[ordinary])
+    ref_p = np.exp(ref_lp)
+    lp, vjp_lp = jax.vjp(lambda x: jsoftmax.log_softmax(x, temperature=t), x)
+    p, vjp_p = jax.vjp(lambda x: jsoftmax.softmax(x, temperature=t), x)
+    lse = np.asarray(jsoftmax.logsumexp(x, temperature=t, keepdims=True))
+    lp, p = np.asarray(lp), np.asarray(p)
+    np.testing.assert_allclose(lp[ordinary], ref_lp, rtol=2e-6, atol=2e-6)
+    np.testing.assert_allclose(p[ordinary], ref_p, rtol=2e-5, atol=1e-30)
+    np.testing.assert_allclose(lse[ordinary], ref_lse, rtol=1e-6)
+    # Edge rows: all -inf; two +inf entries sharing 1/2; NaN confined.
+    np.testing.assert_array_equal(lp[2], -inf)
+    np.testing.assert_array_equal(p[2], 0)
+    assert lse[2, 0] == -inf and lse[3, 0] == inf and np.isnan(lse[4, 0])
+    np.testing.assert_array_equal(p[3], np.where(np.isinf(x[3]), 0.5, 0))
+    np.testing.assert_array_equal(
+        lp[3], np.where(np.isinf(x[3]), np.float32(-np.log(2)), -inf)
+    )
+    assert np.isnan(lp[4]).all() and np.isnan(p[4]).all()
+    # Reverse mode against the float64 formulas (1/T)·(w - p·Σw) and
+    # (1/T)·p·(w - <p, w>), zero at -inf entries; 0 on the edge rows but NaN.
+    wo = w[ordinary].astype(np.float64)
+    alive = np.isfinite(ref_lp)
+    ref_g_lp = np.where(alive, wo - ref_p * np.sum(wo * alive, -1, keepdims=True), 0)
+    ref_g_p = ref_p * (wo - np.sum(ref_p * wo, -1, keepdims=True))
+    g_lp, g_p = np.asarray(vjp_lp(w)[0]), np.asarray(vjp_p(w)[0])
+    np.testing.assert_allclose(g_lp[ordinary], ref_g_lp / t[ordinary], atol=1e-4)
+    np.testing.assert_allclose(g_p[ordinary], ref_g_p / t[ordinary], atol=1e-6)
+    for g in (g_lp, g_p):
+        np.testing.assert_array_equal(g[[2, 3]], 0)
+        assert np.isnan(g[4]).all()
+    # One row at a time (vmap) gives the batch's values.
+    mapped = jax.vmap(lambda r, t: jsoftmax.log_softmax(r, temperature=t))(x, t[:, 0])
+    np.testing.assert_allclose(mapped, lp, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_wide_sixteen_bit_rows_are_summed_in_float32(dtype):
+    x = _wide_rows(40000)[[0, 5]]
+    narrow = jnp.asarray(x, dtype)
+    wide = np.asarray(narrow.astype(jnp.float32))
+    ref_lp, ref_lse = _float64_log_softmax(wide, np.float32(1))
+    np.testing.assert_allclose(
+        jsoftmax.logsumexp(narrow, keepdims=True).astype(np.float32),
+        ref_lse,
+        rtol=float(jnp.finfo(dtype).eps),
+    )
+    lp = np.asarray(jsoftmax.log_softmax(narrow).astype(np.float32))
+    np.testing.assert_allclose(lp, ref_lp, rtol=float(jnp.finfo(dtype).eps), atol=0.1)
 
 
 @pytest.mark.parametrize("spec", [P("d", None), P(None, "d")], ids=["batch", "class"])
