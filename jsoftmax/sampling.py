@@ -77,5 +77,9 @@ def _sample_jit(key, logits, temperature, mask, axis, shape):
     index = jnp.argmax(scores, axis=-1).astype(jnp.int32)
     # The halved row max is -7/8·max_float exactly when no entry is above -inf.
     empty = row_max[..., 0] == -0.875 * _limits(x.dtype)[0]
-    nothing = jnp.broadcast_to(empty | jnp.isnan(row_max[..., 0]), shape)
+    # A NaN row: its z holds the NaN (z <= 0 elsewhere, so the sum is NaN only
+    # there). The row max alone misses it: XLA:CPU's max skips NaN in rows of
+    # 2048 entries or more (see jsoftmax.softmax._row_values).
+    has_nan = jnp.isnan(row_max[..., 0]) | jnp.isnan(jnp.sum(z, -1))
+    nothing = jnp.broadcast_to(empty | has_nan, shape)
     return jnp.where(nothing, -1, index)

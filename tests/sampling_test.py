@@ -64,6 +64,14 @@ def test_edge_rows():
     assert set(draws[:, 3]) == {0, 2}
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_nan_in_a_wide_row_draws_nothing(temperature):
+    # 4096 entries: XLA:CPU's fused max skips a NaN there.
+    logits = jnp.zeros((2, 4096)).at[1, 4095].set(jnp.nan)
+    draws = jsoftmax.sample(jax.random.key(5), logits, temperature=temperature)
+    assert draws[1] == -1 and 0 <= draws[0] < 4096
+
+
 def test_axis_shape_and_per_row_temperature():
     logits = jax.random.normal(jax.random.key(3), (4, 7, 3))
     out = jsoftmax.sample(jax.random.key(4), logits, axis=1)
