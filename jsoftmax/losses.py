@@ -101,7 +101,7 @@ def _log_normalizer(x, temperature, axes, label=None):
     general one overflows to ``-inf`` where ``x - max < -max_float/2`` (its
     documented limit) and this one does not. A NaN row may take either branch:
     XLA:CPU's fused max skips NaN in rows of 2048 entries or more (see
-    :func:`jsoftmax.softmax._row_values`). Both give it NaN: the cheap ``z``
+    :func:`jsoftmax.softmax._opaque`). Both give it NaN: the cheap ``z``
     carries the NaN into ``Σ exp z``.
     """
     # x may be 16-bit: its (exact) max is taken narrow, and each branch widens

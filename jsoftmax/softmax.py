@@ -22,12 +22,15 @@ the speed. How the edge cases become arithmetic (see :func:`_scaled_logits`):
   B = 1e-30`` (finite entries give 0, ``-inf`` stays ``-inf``), so neither
   ``0·inf`` nor ``-inf·0`` ever appears.
 
-A NaN anywhere in a row makes its max NaN, which reaches every entry of that row
-and no other row. Three documented limits of this arithmetic: at ``T = 0`` logits
-closer than the smallest normal float (1.2e-38 in float32) count as tied;
-temperatures above ``2/tiny`` (1.7e38 in float32) act as ``T = inf``; and the
-factor 4 overflows where ``x - max < -max_float/2``, so log-softmax gives
-``-inf`` there at every ``T``, also where ``(x - max)/T`` would be finite
+A NaN anywhere in a row stays NaN in ``h`` and so in ``z``, ``exp z`` and the
+row sum, which reaches every entry of that row and no other row (each ``min``
+takes an opaque scalar first: XLA:CPU's fused min against a constant drops a
+NaN, see :func:`_opaque`). Three documented limits of this arithmetic: at
+``T = 0`` logits closer than the smallest normal float (1.2e-38 in float32)
+count as tied; temperatures above ``2/tiny`` (1.7e38 in float32) act as
+``T = inf``; and the factor 4 overflows where ``x - max < -max_float/2``, so
+log-softmax gives ``-inf`` there at every ``T``, also where ``(x - max)/T``
+would be finite
 (float32 ``log_softmax([-1e38, 1e38], temperature=4.0)`` is ``[-inf, 0]``, not
 ``[-5e37, 0]``). Only rows whose logits span more than half the float range are
 affected (the cross-entropy losses share the arithmetic in batches that hold a
@@ -84,21 +87,18 @@ def _row_max(halved, axes):
     return jnp.expand_dims(row_max, axes)
 
 
-def _row_values(x, axes, *values):
-    """``values`` as per-row arrays that XLA cannot fold into constants.
+def _opaque(dtype, *values):
+    """``values`` as scalars in ``dtype`` that XLA cannot treat as constants.
 
     XLA:CPU's fused reductions (rows of 2048 entries or more) evaluate
-    ``min(v, c)`` and ``max(v, c)`` with a constant ``c`` as ``c`` where ``v`` is
-    NaN: a NaN logit then vanishes from its row (measured with jax 0.10.2:
-    ``sum(min(x/2, Q))`` over a row of zeros and one NaN gives ``Q``). Its
-    canonical form puts the constant second; with a per-row array first,
-    ``min(c, v)`` keeps the NaN. Each value is ``c + 0·1/(1 + |x_0|)`` from
-    the row's first entry ``x_0``: equal to ``c``, or NaN in a row that is NaN
-    anyway.
+    ``min(v, c)`` with a constant ``c`` as ``c`` where ``v`` is NaN: a NaN logit
+    then vanishes from its row (measured with jax 0.10.2: ``sum(min(x/2, Q))``
+    over a row of zeros and one NaN gives ``Q``). XLA puts a constant operand
+    second; behind an optimization barrier ``c`` is not a constant, stays
+    first, and ``min(c, v)`` keeps the NaN. (Taken from ``x`` instead, the
+    values made XLA write out the float32 copy of 16-bit input.)
     """
-    first = x[tuple(slice(0, 1) if i in axes else slice(None) for i in range(x.ndim))]
-    zero = 0 * (1 / (1 + jnp.abs(first)))
-    return [value + zero for value in values]
+    return [lax.optimization_barrier(jnp.asarray(v, dtype)) for v in values]
 
 
 def _scaled_logits(
@@ -123,8 +123,8 @@ def _scaled_logits(
       XLA from folding ``4·A`` into ``2/T``, which would undo the overflow.
     """
     big, _ = _limits(x.dtype)
-    # Every min has a per-row array first: it keeps a NaN (see _row_values).
-    bound, half, zero = _row_values(x, axes, 0.875 * big, 0.5, 0.0)
+    # Every min has an opaque scalar first: it keeps a NaN (see _opaque).
+    bound, half, zero = _opaque(x.dtype, 0.875 * big, 0.5, 0.0)
     halved = jnp.minimum(bound, x * 0.5)
     if raw_max is not False:
         # The same m from a plain max of x (clipped afterwards, per row): better

@@ -346,7 +346,7 @@ def test_ignore_index_gives_zero_and_leaves_mean():
 
 
 # 4096 classes: XLA:CPU's fused reductions drop a NaN unless the arithmetic
-# guards it (see jsoftmax.softmax._row_values). T = 0 and a +inf row send the
+# guards it (see jsoftmax.softmax._opaque). T = 0 and a +inf row send the
 # batch to the general branch.
 @pytest.mark.parametrize("width", [4, 4096])
 @pytest.mark.parametrize("temperature", [1.0, 0.0])

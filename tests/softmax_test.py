@@ -317,7 +317,7 @@ def test_masked_equals_minus_inf_values_and_gradients():
 
 
 # 4096 wide: XLA:CPU's fused reductions drop a NaN unless the arithmetic guards
-# it (see jsoftmax.softmax._row_values); T = 0 takes the general branch.
+# it (see jsoftmax.softmax._opaque); T = 0 takes the general branch.
 @pytest.mark.parametrize("width", [5, 4096])
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
 def test_nan_is_confined_to_its_row(width, temperature):
