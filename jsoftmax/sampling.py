@@ -78,8 +78,8 @@ def _sample_jit(key, logits, temperature, mask, axis, shape):
     # The halved row max is -7/8·max_float exactly when no entry is above -inf.
     empty = row_max[..., 0] == -0.875 * _limits(x.dtype)[0]
     # A NaN row: its z holds the NaN (z <= 0 elsewhere, so the sum is NaN only
-    # there). The row max alone misses it: XLA:CPU's max skips NaN in rows of
+    # there). Not read off the row max: XLA:CPU's max skips NaN in rows of
     # 2048 entries or more (see jsoftmax.softmax._opaque).
-    has_nan = jnp.isnan(row_max[..., 0]) | jnp.isnan(jnp.sum(z, -1))
+    has_nan = jnp.isnan(jnp.sum(z, -1))
     nothing = jnp.broadcast_to(empty | has_nan, shape)
     return jnp.where(nothing, -1, index)

@@ -647,6 +647,36 @@ def test_wide_rows_match_float64_values_and_gradients(width):
     np.testing.assert_allclose(mapped, lp, rtol=1e-6)
 
 
+def test_wide_rows_at_zero_and_infinite_temperature():
+    # The general arithmetic on chunked rows (40000 = 2 chunks), every edge row.
+    x = _wide_rows(40000)
+    x[0, [7, 30001]] = 50.0  # a tie for the max across the two chunks
+    t = np.array([[0.0], [np.inf], [0.0], [np.inf], [0.0], [np.inf]], np.float32)
+    p = np.asarray(jsoftmax.softmax(x, temperature=t))
+    lp = np.asarray(jsoftmax.log_softmax(x, temperature=t))
+    lse = np.asarray(jsoftmax.logsumexp(x, temperature=t, keepdims=True))
+    tie = np.zeros(x.shape[1], np.float32)
+    tie[[7, 30001]] = 0.5
+    np.testing.assert_array_equal(p[0], tie)
+    np.testing.assert_array_equal(lse[0, 0], 50.0)
+    live = np.isfinite(x[1])  # T = inf: uniform over the entries above -inf
+    np.testing.assert_allclose(p[1], np.where(live, 1 / live.sum(), 0), rtol=1e-6)
+    np.testing.assert_array_equal(p[2], 0)
+    np.testing.assert_array_equal(lp[2], -inf)
+    assert lse[2, 0] == -inf
+    np.testing.assert_array_equal(p[3], np.where(np.isinf(x[3]), 0.5, 0))
+    assert lse[3, 0] == inf
+    assert np.isnan(p[4]).all() and np.isnan(lp[4]).all() and np.isnan(lse[4, 0])
+    with np.errstate(divide="ignore"):
+        np.testing.assert_array_equal(lp[0], np.log(tie))
+    # Zero derivative at T = 0 and T = inf, NaN only in the NaN row.
+    w = np.random.default_rng(10).standard_normal(x.shape).astype(np.float32)
+    for fn in (jsoftmax.softmax, jsoftmax.log_softmax):
+        g = np.asarray(jax.grad(lambda x: jnp.sum(w * fn(x, temperature=t)))(x))
+        np.testing.assert_array_equal(np.delete(g, 4, 0), 0)
+        assert np.isnan(g[4]).all()
+
+
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 def test_wide_sixteen_bit_rows_are_summed_in_float32(dtype):
     x = _wide_rows(40000)[[0, 5]]
