@@ -118,13 +118,15 @@ def _scaled_logits(
       of a ``+inf`` row below ``-0.75·max_float/T <= -3072``, not to ``-inf``.
       Their ``exp(z)`` is 0 even in float64, so softmax and logsumexp use it.
     * ``exact_z=True`` (log-softmax and the losses show ``z`` or ``log p``
-      itself): the general formula with ``B = 1``, three operations. There
-      ``(h - m)·4`` overflows to ``-inf``; ``min(., 0.5)`` is a no-op that keeps
-      XLA from folding ``4·A`` into ``2/T``, which would undo the overflow.
+      itself): ``((h - m)·4)·(1/(2T))``, two operations. There ``(h - m)·4``
+      overflows to ``-inf``. The 4 is an opaque scalar (see :func:`_opaque`):
+      a constant 4 XLA folds into ``2/T``, which would undo the overflow (the
+      earlier guard, a no-op ``min(., 1/2)``, cost a third operation per entry:
+      log_softmax forward 0.90x -> 0.92x of jax.nn at 512x32768 float32 on CPU).
     """
     big, _ = _limits(x.dtype)
     # Every min has an opaque scalar first: it keeps a NaN (see _opaque).
-    bound, half, zero = _opaque(x.dtype, 0.875 * big, 0.5, 0.0)
+    bound, zero, four = _opaque(x.dtype, 0.875 * big, 0.0, 4.0)
     halved = jnp.minimum(bound, x * 0.5)
     if raw_max is not False:
         # The same m from a plain max of x (clipped afterwards, per row): better
@@ -136,8 +138,8 @@ def _scaled_logits(
     if ordinary and not exact_z:
         return (halved - row_max) * (2 / temperature), row_max
     if ordinary:
-        scaled = jnp.minimum(half, (halved - row_max) * 4)
-        return scaled * (_inverse_temperature(temperature) * 0.5), row_max
+        half_inverse = _inverse_temperature(temperature) * 0.5
+        return ((halved - row_max) * four) * half_inverse, row_max
     factor_a, factor_b = _temperature_factors(temperature, x.dtype)
     # Each min(., 0) is a no-op on the value (every factor is >= 0 and h <= m)
     # that stops XLA from folding the three factors into one product, which
