@@ -75,7 +75,8 @@ def _sample_jit(key, logits, temperature, mask, axis, shape):
     # is -inf there and argmax never picks it (unless the whole row is -inf).
     scores = jnp.broadcast_to(z, shape + z.shape[-1:]) + gumbel
     index = jnp.argmax(scores, axis=-1).astype(jnp.int32)
-    # The halved row max is -7/8·max_float exactly when no entry is above -inf.
+    # The row max of h = min(x/4, Q) is -7/8·max_float exactly when no entry
+    # is above -inf.
     empty = row_max[..., 0] == -0.875 * _limits(x.dtype)[0]
     # A NaN row: its z holds the NaN (z <= 0 elsewhere, so the sum is NaN only
     # there). Not read off the row max: XLA:CPU's max skips NaN in rows of

@@ -9,14 +9,15 @@ arithmetic (add, mul, min, max, floor, exp, log) is fused and vectorised, and
 elementwise ``select`` costs an extra pass over the logits and runs at a fifth of
 the speed. How the edge cases become arithmetic (see :func:`_scaled_logits`):
 
-* ``h = min(x/2, Q)`` with ``Q = 7/8·max_float`` maps ``+inf`` to ``Q`` and every
-  finite value to at most ``max_float/2``, so ``+inf`` stays apart from the
+* ``h = min(x/4, Q)`` with ``Q = 7/8·max_float`` maps ``+inf`` to ``Q`` and every
+  finite value to at most ``max_float/4``, so ``+inf`` stays apart from the
   largest finite float and ``inf - inf`` never happens;
 * the row max of ``h`` starts from ``-Q`` instead of ``-inf``, so an all ``-inf``
   row gives ``-inf - (-Q) = -inf`` (probability 0) rather than NaN;
 * ``z = ((h - m)·4)·A·B`` (evaluated in that order) equals ``(x - max)/T``
-  bit for bit in ordinary rows. The factor 4 makes the finite entries of a
-  ``+inf`` row overflow to ``-inf`` at every ``T``. The per-row factors ``A, B``
+  bit for bit in ordinary rows (``(h - m)·4`` is ``x - max`` exactly). In a
+  ``+inf`` row the factor 4 sends the finite entries below
+  ``-2.5·max_float``, to ``-inf`` at every ``T``. The per-row factors ``A, B``
   come from ``T`` alone: ``T = 0`` gives ``A = max_float, B = 1e4`` (ties give
   exactly 0, anything else ``-inf``) and ``T = inf`` gives ``A = tiny,
   B = 1e-30`` (finite entries give 0, ``-inf`` stays ``-inf``), so neither
@@ -27,15 +28,13 @@ row sum, which reaches every entry of that row and no other row (each ``min``
 takes an opaque scalar first: XLA:CPU's fused min against a constant drops a
 NaN, see :func:`_opaque`). Three documented limits of this arithmetic: at
 ``T = 0`` logits closer than the smallest normal float (1.2e-38 in float32)
-count as tied; temperatures above ``2/tiny`` (1.7e38 in float32) act as
-``T = inf``; and the factor 4 overflows where ``x - max < -max_float/2``, so
-log-softmax gives ``-inf`` there at every ``T``, also where ``(x - max)/T``
-would be finite
-(float32 ``log_softmax([-1e38, 1e38], temperature=4.0)`` is ``[-inf, 0]``, not
-``[-5e37, 0]``). Only rows whose logits span more than half the float range are
-affected (the cross-entropy losses share the arithmetic in batches that hold a
-``+inf`` or NaN row; see :func:`jsoftmax.losses._log_normalizer`); softmax and
-logsumexp are not (``exp`` of either value is 0).
+count as tied; temperatures above ``1/tiny`` (8.5e37 in float32) act as
+``T = inf``; and ``x - max`` overflows where it is below ``-max_float`` (as in
+``jax.nn``), so log-softmax gives ``-inf`` there at every ``T``, also where
+``(x - max)/T`` would be finite (float32
+``log_softmax([-3e38, 3e38], temperature=4.0)`` is ``[-inf, 0]``, not
+``[-1.5e38, 0]``). Only rows whose logits span more than the float range are
+affected; softmax and logsumexp are not (``exp`` of either value is 0).
 """
 
 from __future__ import annotations
@@ -69,21 +68,21 @@ def _inverse_temperature(temperature):
 def _temperature_factors(temperature, dtype):
     """Per-row ``A, B`` with ``((h - m)·4)·A·B == (x - max)/T`` (see module doc)."""
     big, tiny = _limits(dtype)
-    half_inv = _inverse_temperature(temperature) * 0.5
-    factor_a = jnp.clip(half_inv, tiny, big)
+    inverse = _inverse_temperature(temperature)
+    factor_a = jnp.clip(inverse, tiny, big)
     factor_b = jnp.where(
-        half_inv > big,
+        inverse > big,
         1e4,
-        jnp.where(half_inv < tiny, jnp.maximum(half_inv / tiny, 1e-30), 1),
+        jnp.where(inverse < tiny, jnp.maximum(inverse / tiny, 1e-30), 1),
     )
     return factor_a.astype(dtype), factor_b.astype(dtype)
 
 
-def _row_max(halved, axes):
+def _row_max(shrunk, axes):
     """Max of ``h`` over ``axes`` (keepdims), starting from ``-Q`` (not ``-inf``)."""
-    big, _ = _limits(halved.dtype)
-    init = np.asarray(-0.875 * big, halved.dtype)
-    row_max = lax.reduce(halved, init, lax.max, axes)
+    big, _ = _limits(shrunk.dtype)
+    init = np.asarray(-0.875 * big, shrunk.dtype)
+    row_max = lax.reduce(shrunk, init, lax.max, axes)
     return jnp.expand_dims(row_max, axes)
 
 
@@ -92,7 +91,7 @@ def _opaque(dtype, *values):
 
     XLA:CPU's fused reductions (rows of 2048 entries or more) evaluate
     ``min(v, c)`` with a constant ``c`` as ``c`` where ``v`` is NaN: a NaN logit
-    then vanishes from its row (measured with jax 0.10.2: ``sum(min(x/2, Q))``
+    then vanishes from its row (measured with jax 0.10.2: ``sum(min(x/4, Q))``
     over a row of zeros and one NaN gives ``Q``). XLA puts a constant operand
     second; behind an optimization barrier ``c`` is not a constant, stays
     first, and ``min(c, v)`` keeps the NaN. (Taken from ``x`` instead, the
@@ -114,37 +113,38 @@ def _scaled_logits(
     ``[4/max_float, max_float/4096]`` (see :func:`_by_temperature`), and both
     cheaper formulas agree bit for bit with the general one wherever it matters:
 
-    * ``z = (h - m)·(2/T)``, one operation per entry, sends the finite entries
-      of a ``+inf`` row below ``-0.75·max_float/T <= -3072``, not to ``-inf``.
+    * ``z = (h - m)·(4/T)``, one operation per entry, sends the finite entries
+      of a ``+inf`` row below ``-2.5·max_float/T <= -10240``, not to ``-inf``.
       Their ``exp(z)`` is 0 even in float64, so softmax and logsumexp use it.
     * ``exact_z=True`` (log-softmax and the losses show ``z`` or ``log p``
-      itself): ``((h - m)·4)·(1/(2T))``, two operations. There ``(h - m)·4``
+      itself): ``((h - m)·4)·(1/T)``, two operations, where ``(h - m)·4``
       overflows to ``-inf``. The 4 is an opaque scalar (see :func:`_opaque`):
-      a constant 4 XLA folds into ``2/T``, which would undo the overflow (the
-      earlier guard, a no-op ``min(., 1/2)``, cost a third operation per entry:
-      log_softmax forward 0.90x -> 0.92x of jax.nn at 512x32768 float32 on CPU).
+      XLA folds a constant 4 into ``4/T``, which would undo the overflow. At
+      ``T = 1`` under ``jit`` XLA drops the ``·1``: one operation. (The
+      earlier spelling, with ``h = min(x/2, Q)``, was
+      ``min((h - m)·4, 1/2)·(1/(2T))``, three; measured log_softmax forward
+      at 512x32768 float32 on CPU: 0.90x -> 0.93x of jax.nn.)
     """
     big, _ = _limits(x.dtype)
     # Every min has an opaque scalar first: it keeps a NaN (see _opaque).
     bound, zero, four = _opaque(x.dtype, 0.875 * big, 0.0, 4.0)
-    halved = jnp.minimum(bound, x * 0.5)
+    shrunk = jnp.minimum(bound, x * 0.25)
     if raw_max is not False:
         # The same m from a plain max of x (clipped afterwards, per row): better
         # where the pass cannot fuse with the exponential anyway (the losses).
         plain_max = jnp.max(x, axes, keepdims=True) if raw_max is True else raw_max
-        row_max = jnp.clip(plain_max * 0.5, -0.875 * big, 0.875 * big)
+        row_max = jnp.clip(plain_max * 0.25, -0.875 * big, 0.875 * big)
     else:
-        row_max = _row_max(halved, axes)
+        row_max = _row_max(shrunk, axes)
     if ordinary and not exact_z:
-        return (halved - row_max) * (2 / temperature), row_max
+        return (shrunk - row_max) * (4 / temperature), row_max
     if ordinary:
-        half_inverse = _inverse_temperature(temperature) * 0.5
-        return ((halved - row_max) * four) * half_inverse, row_max
+        return ((shrunk - row_max) * four) * (1 / temperature), row_max
     factor_a, factor_b = _temperature_factors(temperature, x.dtype)
     # Each min(., 0) is a no-op on the value (every factor is >= 0 and h <= m)
     # that stops XLA from folding the three factors into one product, which
     # would overflow (T = 0) or underflow (T = inf) and give 0·inf = NaN.
-    scaled = jnp.minimum(zero, jnp.minimum(zero, (halved - row_max) * 4) * factor_a)
+    scaled = jnp.minimum(zero, jnp.minimum(zero, (shrunk - row_max) * 4) * factor_a)
     return scaled * factor_b, row_max
 
 
