@@ -395,6 +395,27 @@ def test_extreme_temperatures_do_not_overflow_into_nan(dtype, temperature):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_rows_spanning_the_float_range(dtype):
+    # x - max is computed exactly down to -max_float (the module doc's limit;
+    # -max_float/2 while the cores halved x): log_softmax([-c, c], T) is [-2c/T, 0] for
+    # c = max_float/3, at an ordinary T (cheap branch) and with one extreme T
+    # in the batch (general branch), with the gradient of its first entry
+    # [1, -1]/T. Beyond the limit x - max overflows: log p is -inf there, with
+    # gradient 0.
+    big = float(jnp.finfo(dtype).max)
+    c = np.asarray(big / 3, dtype)
+    x = jnp.array([[-c, c], [-c, c], [-big, big]], dtype)
+    for t_last in (4.0, 0.0):
+        t = jnp.array([[4.0], [4.0], [t_last]], dtype)
+        lp = jsoftmax.log_softmax(x, temperature=t)
+        np.testing.assert_array_equal(lp[:2], [[(-c - c) / 4, 0]] * 2)
+        g = jax.grad(lambda x: jnp.sum(jsoftmax.log_softmax(x, temperature=t)[:, 0]))(x)  # noqa: B023
+        np.testing.assert_array_equal(g[:2], [[0.25, -0.25]] * 2)
+        assert lp[2, 0] == -inf and lp[2, 1] == 0
+        np.testing.assert_array_equal(g[2], 0)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_ordinary_temperature_branch_equals_general_branch(dtype):
     # The cheap branch must give the general branch's values bit for bit on every
     # edge row, at both ends of the range of temperatures that take it
@@ -690,6 +711,34 @@ def test_wide_sixteen_bit_rows_are_summed_in_float32(dtype):
     )
     lp = np.asarray(jsoftmax.log_softmax(narrow).astype(np.float32))
     np.testing.assert_allclose(lp, ref_lp, rtol=float(jnp.finfo(dtype).eps), atol=0.1)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_wide_sixteen_bit_rows_equal_their_float32_copy(dtype):
+    # 16-bit rows wider than 32768 take their row max from the narrow x (see
+    # jsoftmax.softmax._narrow_max); the float32 copy takes the fused one. Both
+    # give the same z, so values and gradients agree on every edge row, at an
+    # ordinary and at a general temperature, to one rounding of the 16-bit
+    # result (the two row sums may add in a different order).
+    narrow = jnp.asarray(_wide_rows(40000), dtype)
+    wide = narrow.astype(jnp.float32)
+    w = jnp.asarray(np.random.default_rng(11).standard_normal(narrow.shape), dtype)
+    eps = float(jnp.finfo(dtype).eps)
+    for t in (0.7, 0.0):
+        for name in ("softmax", "log_softmax"):
+            fn = getattr(jsoftmax, name)
+            out, pullback = jax.vjp(lambda x: fn(x, temperature=t), narrow)  # noqa: B023
+            ref, ref_pullback = jax.vjp(lambda x: fn(x, temperature=t), wide)  # noqa: B023
+            grad, ref_grad = pullback(w)[0], ref_pullback(w.astype(jnp.float32))[0]
+            # (compared in float32: numpy sees 16-bit NaNs as unequal)
+            for a, b, what in ((out, ref, "value"), (grad, ref_grad, "grad")):
+                np.testing.assert_allclose(
+                    a.astype(jnp.float32),
+                    b.astype(dtype).astype(jnp.float32),
+                    rtol=eps,
+                    atol=0,
+                    err_msg=f"{name} {what} T={t}",
+                )
 
 
 @pytest.mark.parametrize("spec", [P("d", None), P(None, "d")], ids=["batch", "class"])
