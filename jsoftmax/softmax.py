@@ -200,7 +200,7 @@ def _sum_exp(z_of, axes, x, *row_values):
 def _narrow_max(x, axes):
     """``raw_max`` for :func:`_scaled_logits` from ``x`` in its own dtype.
 
-    For 16-bit rows that :func:`_row_sum` cuts into chunks: a plain max of the
+    For 16-bit rows that :func:`_sum_exp` cuts into chunks: a plain max of the
     narrow ``x`` (exact), so that the pass making ``z`` needs no row max of its
     own. Fused into that pass, the max made XLA:CPU write ``z`` out in float32
     for the chunked sum; from the narrow max, the sum recomputes ``z`` from
