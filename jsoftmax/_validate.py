@@ -136,11 +136,10 @@ def where_mask(where, shape, name: str = "where"):
     where = jnp.asarray(where)
     if where.dtype != jnp.bool_:
         raise TypeError(f"{name} must be a boolean array, got dtype {where.dtype}")
-    if where.ndim != len(shape) and where.ndim != 0:
-        raise ValueError(
-            f"{name} of shape {where.shape} must have the rank of x, shape {shape}"
-        )
-    if not _broadcasts_to(where.shape, tuple(shape)):
+    # NumPy broadcasting, as jax.nn: a lower-rank mask lines up with the
+    # trailing axes (a (K,) mask applies to every row of a (B, K) x).
+    padded = (1,) * (len(shape) - where.ndim) + tuple(where.shape)
+    if where.ndim > len(shape) or not _broadcasts_to(padded, tuple(shape)):
         raise ValueError(
             f"{name} of shape {where.shape} does not broadcast to {tuple(shape)}"
         )

@@ -525,6 +525,32 @@ def test_bad_arguments_name_themselves():
         jsoftmax.softmax(x, where=jnp.ones((2, 3)))
     with pytest.raises(ValueError, match="where"):
         jsoftmax.softmax(x, where=jnp.ones((3, 3), bool))
+    with pytest.raises(ValueError, match="where"):
+        jsoftmax.softmax(x, where=jnp.ones((2,), bool))  # trailing axis is 3
+    with pytest.raises(ValueError, match="where"):
+        jsoftmax.softmax(x, where=jnp.ones((1, 2, 3), bool))
+
+
+def test_lower_rank_where_broadcasts_like_jax_nn():
+    # NumPy broadcasting, as in jax.nn: a (K,) mask applies to every row.
+    x = jax.random.normal(jax.random.key(14), (3, 5))
+    mask = jnp.array([True, False, True, True, False])
+    full = jnp.broadcast_to(mask, x.shape)
+    for name, fn in NORMALISERS.items():
+        np.testing.assert_array_equal(fn(x, where=mask), fn(x, where=full), name)
+        g = jax.grad(lambda x: jnp.sum(jnp.sin(fn(x, where=mask))))(x)  # noqa: B023
+        np.testing.assert_array_equal(g[:, ~mask], 0, name)
+    np.testing.assert_allclose(
+        jsoftmax.softmax(x, where=mask), jax.nn.softmax(x, where=mask), rtol=1e-6
+    )
+    np.testing.assert_array_equal(
+        jsoftmax.softmax_cross_entropy_with_integer_labels(
+            x, jnp.array([0, 2, 3]), where=mask
+        ),
+        jsoftmax.softmax_cross_entropy_with_integer_labels(
+            x, jnp.array([0, 2, 3]), where=full
+        ),
+    )
     with pytest.raises(TypeError, match="x must be real"):
         jsoftmax.softmax(jnp.ones(3, jnp.complex64))
 
