@@ -27,9 +27,10 @@ from jax.custom_derivatives import SymbolicZero
 from jsoftmax import _validate
 from jsoftmax.softmax import _by_temperature
 from jsoftmax.softmax import _derivative_scale
+from jsoftmax.softmax import _general_z
 from jsoftmax.softmax import _limits
 from jsoftmax.softmax import _scaled_logits
-from jsoftmax.softmax import _temperature_factors
+from jsoftmax.softmax import _shrink
 from jsoftmax.softmax import _widened
 
 __all__ = [
@@ -325,11 +326,7 @@ def _label_logit_z(x, label, temperature, row_max):
     """``z`` at the label, from the gathered logit (the general arithmetic of
     :func:`jsoftmax.softmax._scaled_logits`, bit for bit)."""
     x_label = jnp.take_along_axis(x, label, axis=-1)
-    factor_a, factor_b = _temperature_factors(temperature, x.dtype)
-    big, _ = _limits(x.dtype)
-    shrunk = jnp.minimum(x_label * 0.25, 0.875 * big)
-    scaled = jnp.minimum(jnp.minimum((shrunk - row_max) * 4, 0) * factor_a, 0)
-    return scaled * factor_b
+    return _general_z(_shrink(x_label), row_max, temperature)
 
 
 def _int_xent_parts(x, label, live, smooth_weight, temperature, alpha):

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jsoftmax import _validate
+from jsoftmax.softmax import _Q_FRACTION
 from jsoftmax.softmax import _limits
 from jsoftmax.softmax import _scaled_logits
 
@@ -75,9 +76,8 @@ def _sample_jit(key, logits, temperature, mask, axis, shape):
     # is -inf there and argmax never picks it (unless the whole row is -inf).
     scores = jnp.broadcast_to(z, shape + z.shape[-1:]) + gumbel
     index = jnp.argmax(scores, axis=-1).astype(jnp.int32)
-    # The row max of h = min(x/4, Q) is -7/8·max_float exactly when no entry
-    # is above -inf.
-    empty = row_max[..., 0] == -0.875 * _limits(x.dtype)[0]
+    # The row max of h = min(x/4, Q) is -Q exactly when no entry is above -inf.
+    empty = row_max[..., 0] == -_Q_FRACTION * _limits(x.dtype)[0]
     # A NaN row: its z holds the NaN (z <= 0 elsewhere, so the sum is NaN only
     # there). Not read off the row max: XLA:CPU's max skips NaN in rows of
     # 2048 entries or more (see jsoftmax.softmax._opaque).

@@ -78,10 +78,16 @@ def _temperature_factors(temperature, dtype):
     return factor_a.astype(dtype), factor_b.astype(dtype)
 
 
+# h = min(x·_SHRINK, Q) with Q = _Q_FRACTION·max_float (see the module doc); the
+# factors 4 in the formulas for z undo _SHRINK, so (h - m)·4 is x - max exactly.
+_SHRINK = 0.25
+_Q_FRACTION = 0.875
+
+
 def _row_max(shrunk, axes):
     """Max of ``h`` over ``axes`` (keepdims), starting from ``-Q`` (not ``-inf``)."""
     big, _ = _limits(shrunk.dtype)
-    init = np.asarray(-0.875 * big, shrunk.dtype)
+    init = np.asarray(-_Q_FRACTION * big, shrunk.dtype)
     row_max = lax.reduce(shrunk, init, lax.max, axes)
     return jnp.expand_dims(row_max, axes)
 
@@ -126,26 +132,42 @@ def _scaled_logits(
       at 512x32768 float32 on CPU: 0.90x -> 0.93x of jax.nn.)
     """
     big, _ = _limits(x.dtype)
-    # Every min has an opaque scalar first: it keeps a NaN (see _opaque).
-    bound, zero, four = _opaque(x.dtype, 0.875 * big, 0.0, 4.0)
-    shrunk = jnp.minimum(bound, x * 0.25)
+    shrunk = _shrink(x)
     if raw_max is not False:
         # The same m from a plain max of x (clipped afterwards, per row): better
         # where the pass cannot fuse with the exponential anyway (the losses).
         plain_max = jnp.max(x, axes, keepdims=True) if raw_max is True else raw_max
-        row_max = jnp.clip(plain_max * 0.25, -0.875 * big, 0.875 * big)
+        q = _Q_FRACTION * big
+        row_max = jnp.clip(plain_max * _SHRINK, -q, q)
     else:
         row_max = _row_max(shrunk, axes)
     if ordinary and not exact_z:
         return (shrunk - row_max) * (4 / temperature), row_max
     if ordinary:
+        (four,) = _opaque(x.dtype, 4.0)
         return ((shrunk - row_max) * four) * (1 / temperature), row_max
-    factor_a, factor_b = _temperature_factors(temperature, x.dtype)
+    return _general_z(shrunk, row_max, temperature), row_max
+
+
+def _shrink(x):
+    """``h = min(x/4, Q)`` (module doc); the min takes its bound first, behind
+    an optimization barrier, so that a NaN survives (see :func:`_opaque`)."""
+    big, _ = _limits(x.dtype)
+    (bound,) = _opaque(x.dtype, _Q_FRACTION * big)
+    return jnp.minimum(bound, x * _SHRINK)
+
+
+def _general_z(shrunk, row_max, temperature):
+    """``z = ((h - m)·4)·A·B`` for every ``T`` (module doc), from ``h`` and the
+    row max ``m`` of ``h``. The losses apply it to the gathered label logit, so
+    that the label's ``z`` is the row's ``z`` there bit for bit."""
+    (zero,) = _opaque(shrunk.dtype, 0.0)
+    factor_a, factor_b = _temperature_factors(temperature, shrunk.dtype)
     # Each min(., 0) is a no-op on the value (every factor is >= 0 and h <= m)
     # that stops XLA from folding the three factors into one product, which
     # would overflow (T = 0) or underflow (T = inf) and give 0·inf = NaN.
     scaled = jnp.minimum(zero, jnp.minimum(zero, (shrunk - row_max) * 4) * factor_a)
-    return scaled * factor_b, row_max
+    return scaled * factor_b
 
 
 # Rows wider than this make XLA:CPU's fused exp-and-sum about 11x slower per
