@@ -231,7 +231,9 @@ def _narrow_max(x, axes):
     0.80x -> 0.86x). Elsewhere ``False``, the fused max: a separate max is
     slower on rows up to 32768 wide (bfloat16 log_softmax forward 0.84x ->
     0.78x at 8192x1024) and on float32 rows (softmax forward 1.01x -> 0.89x
-    at 1024x131072).
+    at 1024x131072). The choice is by shape, so it holds on every platform,
+    though only CPU chunks the sum; on an accelerator the separate max costs
+    one more read of the 16-bit ``x`` (not measured: no GPU was lent yet).
     """
     dtype = _validate.compute_dtype(x.dtype)
     wide = x.ndim and axes == (x.ndim - 1,) and _chunk_count(x.shape[-1])
