@@ -25,8 +25,10 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 from jsoftmax import _validate
+from jsoftmax.softmax import _alive
 from jsoftmax.softmax import _by_temperature
 from jsoftmax.softmax import _derivative_scale
+from jsoftmax.softmax import _finite_or_zero
 from jsoftmax.softmax import _general_z
 from jsoftmax.softmax import _limits
 from jsoftmax.softmax import _scaled_logits
@@ -63,13 +65,18 @@ def _normalizer_value(x, temperature, plain_max, label, axes, ordinary):
     return _normalized(z, axes) + (z_label,)
 
 
-def _exact_normalizer_value(x, temperature, axes, ordinary):
+def _exact_normalizer_value(x, temperature, plain_max, axes, ordinary):
     """:func:`_normalizer_value` for probability labels, by temperature only:
     ``exact_z`` keeps ``z`` at ``-inf`` at the finite entries of ``+inf`` rows
     on the cheap branch too (see :func:`jsoftmax.softmax._scaled_logits`)."""
     x = _widened(x)
     z, _ = _scaled_logits(
-        x, temperature, axes, raw_max=True, ordinary=ordinary, exact_z=True
+        x,
+        temperature,
+        axes,
+        raw_max=plain_max.astype(x.dtype),
+        ordinary=ordinary,
+        exact_z=True,
     )
     return _normalized(z, axes)
 
@@ -81,8 +88,10 @@ def _normalized(z, axes):
     # p = unnormalized·inverse is left to the callers: a rule that scales p by
     # a per-row factor c then spells it unnormalized·(inverse·c), one multiply
     # per entry instead of two (XLA does not fold the two per-row factors).
-    inverse = 1 / jnp.maximum(total, 1)
-    return z, jnp.log(total), (unnormalized, inverse)
+    # max(total, 1) also gives an all -inf row log Σ = 0, so that -log p is
+    # 0 - (-inf) = +inf there (log_softmax's -inf), not -inf - (-inf) = NaN.
+    total = jnp.maximum(total, 1)
+    return z, jnp.log(total), (unnormalized, 1 / total)
 
 
 def _log_normalizer(x, temperature, axes, label=None):
@@ -108,13 +117,16 @@ def _log_normalizer(x, temperature, axes, label=None):
     # x inside its own passes. Widened out here, the float32 copy would be
     # written out as the cond's operand (bfloat16 integer CE: 8 instead of
     # 6 N·s, and 1.5x -> 1.0x of optax).
+    plain_max = jnp.max(x, axes, keepdims=True)
     if label is None:
         # Probability labels read z at every class: there the cond on the row
         # max (x-dependent, so never resolved while compiling) made XLA:CPU
         # write z and exp z out of the branch (float32 CE 0.86x -> 0.64x of
         # optax at 4096x32768). They keep the temperature-only cond instead.
-        return _by_temperature(_exact_normalizer_value, x, temperature, axes)
-    plain_max = jnp.max(x, axes, keepdims=True)
+        def value(x, temperature, axes, ordinary):
+            return _exact_normalizer_value(x, temperature, plain_max, axes, ordinary)
+
+        return _by_temperature(value, x, temperature, axes)
     dtype = _validate.compute_dtype(x.dtype)
     big, _ = _limits(dtype)
     t = jnp.asarray(temperature, dtype)
@@ -132,20 +144,13 @@ def _log_normalizer(x, temperature, axes, label=None):
     )
 
 
-def _finite_tangent(x, tangent_x):
-    """``dx`` with 0 where ``x`` is infinite: ``±inf + dx`` is still ``±inf``.
-
-    The indicator ``max(1 - min(|x|·tiny, max)·1e-30, 0)`` is 1 for finite ``x``
-    and 0 for ``±inf`` (the min keeps XLA from folding ``tiny·1e-30`` into 0).
-    """
-    if isinstance(tangent_x, SymbolicZero):
-        return tangent_x
-    x = _widened(x)
-    big, tiny = _limits(x.dtype)
-    # -0.0, not 0: a constant of its own. XLA:CPU would otherwise share one
-    # broadcast 0 between fusions and write it out as a logits-sized array.
-    finite = jnp.maximum(1 - jnp.minimum(jnp.abs(x) * tiny, big) * 1e-30, -0.0)
-    return tangent_x * finite
+def _row_scale(x, temperature, axes):
+    """``1/T`` for derivatives (0 at ``T = 0`` or ``inf``), and 0 on rows
+    holding ``+inf``: their loss is ``log k`` or ``+inf`` whatever the entries
+    do. From the same row max as :func:`_log_normalizer`'s, which XLA
+    computes once."""
+    inf_row = jnp.max(x, axes, keepdims=True) == jnp.inf
+    return jnp.where(inf_row, 0, _derivative_scale(temperature))
 
 
 def _check_label_smoothing(label_smoothing):
@@ -206,12 +211,12 @@ def _xent_jvp(axes, primals, tangents):
     )
     tangent = jnp.zeros_like(loss)
     mass = jnp.sum(labels, axes, keepdims=True)
-    scale = _derivative_scale(temperature)
+    scale = _row_scale(x, temperature, axes)
+    # Labels count only where z is finite: see _int_xent_jvp.
+    live_labels = labels * _alive(z)
     if not isinstance(tangent_x, SymbolicZero):
-        grad = unnormalized * (mass * inverse * scale) - labels * scale
-        tangent = tangent + jnp.sum(
-            grad * _finite_tangent(x, tangent_x), axes, keepdims=True
-        )
+        grad = unnormalized * (mass * inverse * scale) - live_labels * scale
+        tangent = tangent + jnp.sum(grad * tangent_x, axes, keepdims=True)
     if not isinstance(tangent_labels, SymbolicZero):
         # ∂/∂y = -log p, +inf at -inf logits: capped at max_float so that a zero
         # tangent there contributes 0, not 0·inf = NaN.
@@ -219,12 +224,11 @@ def _xent_jvp(axes, primals, tangents):
         capped = jnp.minimum(neg_log_p, big)
         tangent = tangent + jnp.sum(capped * tangent_labels, axes, keepdims=True)
     if not isinstance(tangent_t, SymbolicZero):
-        # d(-log p_i)/dT = (z_i - <p, z>)/T; entries with z = -inf have p = 0.
-        big, _ = _limits(z.dtype)
-        z_safe = jnp.maximum(z, -big)
-        centered = jnp.sum(labels * z_safe, axes, keepdims=True) - (
+        # d(-log p_i)/dT = (z_i - <p, z>)/T, 0 at dead entries (p = 0 there).
+        z_live = _finite_or_zero(z)
+        centered = jnp.sum(labels * z_live, axes, keepdims=True) - (
             mass * inverse
-        ) * jnp.sum(unnormalized * z_safe, axes, keepdims=True)
+        ) * jnp.sum(unnormalized * z_live, axes, keepdims=True)
         tangent = tangent + scale * centered * tangent_t
     return loss, tangent
 
@@ -249,8 +253,12 @@ def softmax_cross_entropy(
     :func:`optax.softmax_cross_entropy`. A term with ``y'_i = 0`` adds 0 even at a
     ``-inf`` logit (optax returns NaN for logits ``[0, -inf, 1]``, labels
     ``[.5, 0, .5]``); ``y'_i > 0`` at a ``-inf`` logit gives ``+inf`` with a
-    finite gradient. The derivative with respect to ``labels`` is ``-log p``,
-    capped at the largest float where ``p = 0``.
+    finite gradient: an entry whose ``log p`` is ``-inf`` whatever ``x`` and
+    ``T`` do (a ``-inf`` logit, a finite entry of a ``+inf`` row) adds nothing to
+    the derivatives in ``logits`` and ``temperature``, and a row holding ``+inf``
+    has derivative 0 (log_softmax's edge table). An all ``-inf`` row that is not
+    masked gives ``+inf`` (0 without label mass). The derivative with respect to
+    ``labels`` is ``-log p``, capped at the largest float where ``p = 0``.
 
     Args:
       logits: ``[..., K]`` scores; 16-bit inputs are computed in float32.
@@ -330,8 +338,8 @@ def _label_logit_z(x, label, temperature, row_max):
 
 
 def _int_xent_parts(x, label, live, smooth_weight, temperature, alpha):
-    """The per-row loss with the pieces its rule reuses: ``z`` and ``p`` (as
-    ``(exp z, 1/Σ exp z)``)."""
+    """The per-row loss with the pieces its rule reuses: ``z``, ``p`` (as
+    ``(exp z, 1/Σ exp z)``) and the label's ``z``."""
     axes = (x.ndim - 1,)
     z, log_total, probs, z_label = _log_normalizer(x, temperature, axes, label)
     loss = log_total - z_label
@@ -339,7 +347,7 @@ def _int_xent_parts(x, label, live, smooth_weight, temperature, alpha):
         loss = (1 - alpha) * loss + _smoothing_term(
             z, log_total, live, smooth_weight, axes
         )
-    return loss, z, probs
+    return loss, z, probs, z_label
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(5,))
@@ -365,7 +373,7 @@ def _int_xent_jvp(alpha, primals, tangents):
     x, label, live, smooth_weight, temperature = primals
     tangent_x, tangent_t = tangents[0], tangents[4]
     axes = (x.ndim - 1,)
-    loss, z, (unnormalized, inverse) = _int_xent_parts(
+    loss, z, (unnormalized, inverse), z_label = _int_xent_parts(
         x, label, live, smooth_weight, temperature, alpha
     )
     tangent = jnp.zeros_like(loss)
@@ -377,6 +385,13 @@ def _int_xent_jvp(alpha, primals, tangents):
         # per-row factor (see _normalizer_value).
         return inverse * jnp.sum(unnormalized * v, axes, keepdims=True)
 
+    # Dead entries (z = -inf: -inf logits, the finite entries of a +inf row)
+    # keep z = -inf whatever x and T do, so they add nothing to any derivative
+    # (as log_softmax's derivatives are 0 there): the target y' counts only
+    # where z is finite. One factor per row for the label; per entry only for
+    # the smoothing mass.
+    label_alive = (1 - alpha) * _alive(z_label)
+
     def against_target(v):
         # Σ y'·v with y' = (1 - α)·onehot + (α/K)·live. The label's entry is a
         # gather, whose transpose in reverse mode XLA turns into an in-place
@@ -385,7 +400,7 @@ def _int_xent_jvp(alpha, primals, tangents):
         # integer CE value_and_grad at 512x32768 float32 on CPU went from
         # 0.90-0.94x to 0.96-1.03x of optax's speed).
         if x.dtype == z.dtype:
-            picked = (1 - alpha) * jnp.take_along_axis(v, label, axis=-1)
+            picked = label_alive * jnp.take_along_axis(v, label, axis=-1)
         else:
             # A 16-bit tangent: its cotangent is formed in float32 and rounded
             # once, which an in-place scatter cannot follow (XLA scatters into
@@ -393,21 +408,22 @@ def _int_xent_jvp(alpha, primals, tangents):
             # compare in the gradient's own pass instead.
             classes = lax.broadcasted_iota(label.dtype, v.shape, v.ndim - 1)
             onehot = (classes == label).astype(z.dtype)
-            picked = (1 - alpha) * jnp.sum(onehot * v, axes, keepdims=True)
+            picked = label_alive * jnp.sum(onehot * v, axes, keepdims=True)
         if alpha:
-            picked = picked + smooth_weight * jnp.sum(live * v, axes, keepdims=True)
+            spread = live * _alive(z) * v
+            picked = picked + smooth_weight * jnp.sum(spread, axes, keepdims=True)
         return picked
 
-    scale = _derivative_scale(temperature)
+    scale = _row_scale(x, temperature, axes)
     if not isinstance(tangent_x, SymbolicZero):
         # Widened once: reverse mode then adds every term's cotangent in float32
         # and rounds a 16-bit gradient once (one widening per use rounded each).
         tangent_x = tangent_x.astype(z.dtype)
         tangent = tangent + scale * (along_p(tangent_x) - against_target(tangent_x))
     if not isinstance(tangent_t, SymbolicZero):
-        big, _ = _limits(z.dtype)
-        z_safe = jnp.maximum(z, -big)
-        centered = against_target(z_safe) - along_p(z_safe)
+        # dz/dT = -z/T, 0 at dead entries (p = 0 there too).
+        z_live = _finite_or_zero(z)
+        centered = against_target(z_live) - along_p(z_live)
         tangent = tangent + scale * centered * tangent_t
     return loss, tangent
 
@@ -443,6 +459,11 @@ def softmax_cross_entropy_with_integer_labels(
     * ``class_weights[K]`` multiplies each example by the weight of its label;
       ``"mean"`` is ``Σ w·loss / Σ w`` over the kept examples (PyTorch's rule).
     * Label smoothing spreads ``α`` over the unmasked classes only.
+    * A label (or smoothing mass) on a ``-inf`` logit gives ``+inf``, also in an
+      all ``-inf`` row that is not masked. Derivatives are those of
+      :func:`softmax_cross_entropy` with the one-hot labels: entries whose
+      ``log p`` is ``-inf`` add nothing to them and rows holding ``+inf`` have
+      derivative 0.
 
     Args:
       logits: ``[..., K]`` scores (16-bit computed in float32).

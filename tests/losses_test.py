@@ -198,6 +198,84 @@ def test_label_mass_at_minus_inf_logit_is_inf_with_finite_gradient():
     assert int_xent(logits[None], jnp.array([0]), label_smoothing=0.1)[0] == inf
 
 
+def _dead_entry_reference(x, target, t):
+    """float64 numpy: the loss, and its gradients in x and T with every dead
+    entry (log p = -inf) left out, and 0 on rows holding +inf."""
+    x = np.asarray(x, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        top = np.max(x, -1, keepdims=True)
+        z = np.where(np.isneginf(x), -inf, (x - top) / t)
+        z = np.where(np.isposinf(top), np.where(np.isposinf(x), 0.0, -inf), z)
+        total = np.exp(z).sum(-1, keepdims=True)
+        log_p = z - np.log(np.maximum(total, 1))
+        loss = -np.sum(np.where(target > 0, target * log_p, 0), -1)
+        p = np.exp(log_p)
+        alive = np.isfinite(z)
+        live_target = np.where(alive, target, 0)
+        mass = target.sum(-1, keepdims=True)
+        grad = (p * mass - live_target) / t
+        z0 = np.where(alive, z, 0)
+        grad_t = (np.sum(live_target * z0, -1) - mass[:, 0] * np.sum(p * z0, -1)) / t
+    keep = ~np.isposinf(top)
+    return loss, np.where(keep, grad, 0), np.where(keep[:, 0], grad_t, 0)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
+def test_dead_entries_add_nothing_to_the_derivatives(temperature):
+    """Where z = -inf (a -inf logit, an all -inf row, the finite entries of a
+    +inf row) z stays -inf whatever x and T do: such entries add +inf to the
+    loss if they carry label mass and nothing to any derivative, as
+    log_softmax's derivatives are 0 there. Rows holding +inf have derivative 0.
+    Both losses agree for one-hot labels; d/dT stays finite (it was -inf for
+    T < 1 with label mass on a -inf logit)."""
+    x = jnp.array(
+        [
+            [0.0, -inf, 1.0, 2.0],  # label on the -inf logit
+            [0.0, -inf, 1.0, 2.0],  # label on a finite logit, a -inf elsewhere
+            [-inf, -inf, -inf, -inf],  # all -inf: +inf, derivatives 0
+            [inf, 3.0, inf, -inf],  # label on a +inf entry: log 2
+            [inf, 3.0, inf, -inf],  # label on a finite entry of a +inf row: inf
+            [0.3, -1.0, 2.0, 0.5],  # ordinary
+        ]
+    )
+    labels = jnp.array([1, 3, 2, 0, 1, 2])
+    onehot = jax.nn.one_hot(labels, 4, dtype=x.dtype)
+    losses = {
+        "integer": lambda x, t: int_xent(x, labels, temperature=t),
+        "probability": lambda x, t: jsoftmax.softmax_cross_entropy(
+            x, onehot, temperature=t
+        ),
+    }
+    want, want_grad, want_grad_t = _dead_entry_reference(
+        x, np.asarray(onehot), temperature
+    )
+    np.testing.assert_allclose(want[[0, 2, 4]], inf)
+    for name, loss in losses.items():
+        np.testing.assert_allclose(loss(x, temperature), want, rtol=1e-14, err_msg=name)
+        total = lambda x, t, loss=loss: jnp.sum(loss(x, t))  # noqa: E731
+        grad, grad_t = jax.grad(total, (0, 1))(x, temperature)
+        np.testing.assert_allclose(
+            grad, want_grad, rtol=1e-13, atol=1e-15, err_msg=name
+        )
+        np.testing.assert_allclose(grad_t, want_grad_t.sum(), rtol=1e-13)
+        # forward mode, row by row
+        per_row_t = jax.jacfwd(loss, 1)(x, jnp.full((6, 1), temperature))[:, :, 0]
+        np.testing.assert_allclose(
+            np.diagonal(per_row_t), want_grad_t, rtol=1e-13, atol=1e-15
+        )
+        jac = jax.jacfwd(lambda x, loss=loss: loss(x, temperature))(x)
+        np.testing.assert_allclose(
+            np.einsum("iij->ij", jac), want_grad, rtol=1e-13, atol=1e-15
+        )
+    # smoothing spreads mass on the -inf logits too: +inf, finite gradient
+    smooth = np.asarray(
+        jax.grad(lambda x: jnp.sum(int_xent(x, labels, label_smoothing=0.1)))(x)
+    )
+    assert np.isfinite(smooth).all()
+    np.testing.assert_array_equal(smooth[np.isinf(np.asarray(x))], 0)
+    np.testing.assert_array_equal(smooth[[2, 3, 4]], 0)
+
+
 @pytest.mark.parametrize("temperature", [1e-30, 1.0, 1e35])
 def test_label_on_a_finite_entry_of_a_plus_inf_row_is_inf(temperature):
     # The cheap branch (every T ordinary) must still give -log 0 = inf there,
@@ -253,7 +331,11 @@ def test_ordinary_temperature_branch_equals_general_branch(dtype):
         rows = jnp.concatenate([cheap_rows, edge_rows, nan_row])
         t6 = jnp.full((6, 1), t, dtype)
         exact = [
-            jax.tree.leaves(module._exact_normalizer_value(rows, t6, (1,), o))
+            jax.tree.leaves(
+                module._exact_normalizer_value(
+                    rows, t6, jnp.max(rows, -1, keepdims=True), (1,), o
+                )
+            )
             for o in (True, False)
         ]
         for a, b, name in zip(*exact, names[:4], strict=True):
