@@ -71,11 +71,19 @@ def interleaved_seconds(fns, args, runs: int, block: int = 5) -> list[np.ndarray
 
     Each turn starts with one untimed call: the first call after another
     implementation pays for what that one left behind (on CPU, a call after
-    the one-hot baseline ran 35% slower), and the turns share the drift.
+    the one-hot baseline ran 35% slower), and the turns share the drift. The
+    order rotates from round to round, so that no implementation always runs
+    first (an ad-hoc A/B with one call per turn and no untimed call timed
+    identical code 12% apart by its slot, bfloat16 CE at 4096x32768 on CPU).
     """
     times = [[] for _ in fns]
+    rounds = 0
     while len(times[0]) < runs:
-        for fn, seconds in zip(fns, times, strict=True):
+        start_at = rounds % len(fns)
+        rounds += 1
+        order = list(range(start_at, len(fns))) + list(range(start_at))
+        for i in order:
+            fn, seconds = fns[i], times[i]
             jax.block_until_ready(fn(*args))
             for _ in range(min(block, runs - len(seconds))):
                 start = time.perf_counter()
