@@ -27,10 +27,10 @@ from jax.custom_derivatives import SymbolicZero
 from jsoftmax import _validate
 from jsoftmax.softmax import _alive
 from jsoftmax.softmax import _by_temperature
-from jsoftmax.softmax import _derivative_scale
 from jsoftmax.softmax import _finite_or_zero
 from jsoftmax.softmax import _general_z
 from jsoftmax.softmax import _limits
+from jsoftmax.softmax import _row_derivative_scale
 from jsoftmax.softmax import _scaled_logits
 from jsoftmax.softmax import _shrink
 from jsoftmax.softmax import _widened
@@ -162,15 +162,6 @@ def _finite_tangent(x, tangent_x):
     return tangent_x * finite
 
 
-def _row_scale(x, temperature, axes):
-    """``1/T`` for derivatives (0 at ``T = 0`` or ``inf``), and 0 on rows
-    holding ``+inf``: their loss is ``log k`` or ``+inf`` whatever the entries
-    do. From the same row max as :func:`_log_normalizer`'s, which XLA
-    computes once."""
-    inf_row = jnp.max(x, axes, keepdims=True) == jnp.inf
-    return jnp.where(inf_row, 0, _derivative_scale(temperature))
-
-
 def _check_label_smoothing(label_smoothing):
     if not _validate.is_concrete(label_smoothing):
         raise TypeError("label_smoothing must be a Python float, not a traced value")
@@ -229,9 +220,11 @@ def _xent_jvp(axes, primals, tangents):
     )
     tangent = jnp.zeros_like(loss)
     mass = jnp.sum(labels, axes, keepdims=True)
-    # Dead entries add nothing (see _int_xent_jvp): 0 on +inf rows from the
-    # per-row scale, and 0 at -inf logits from _finite_tangent (p = 0 there).
-    scale = _row_scale(x, temperature, axes)
+    # Dead entries add nothing (see _int_xent_jvp): 0 on +inf rows (a loss of
+    # log k or +inf whatever the entries do) from the per-row scale, whose row
+    # max XLA shares with _log_normalizer's, and 0 at -inf logits from
+    # _finite_tangent (p = 0 there).
+    scale = _row_derivative_scale(x, temperature, axes)
     if not isinstance(tangent_x, SymbolicZero):
         grad = unnormalized * (mass * inverse * scale) - labels * scale
         tangent = tangent + jnp.sum(
@@ -437,7 +430,8 @@ def _int_xent_jvp(alpha, primals, tangents):
             picked = picked + smooth_weight * jnp.sum(spread, axes, keepdims=True)
         return picked
 
-    scale = _row_scale(x, temperature, axes)
+    # 0 on +inf rows; the row max is _log_normalizer's (XLA takes it once).
+    scale = _row_derivative_scale(x, temperature, axes)
     if not isinstance(tangent_x, SymbolicZero):
         # Widened once: reverse mode then adds every term's cotangent in float32
         # and rounds a 16-bit gradient once (one widening per use rounded each).
