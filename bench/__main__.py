@@ -10,7 +10,11 @@ records XLA's cost-analysis bytes accessed, the peak memory of
 ``compiled.memory_analysis()``, the floor bytes (see ``bench/operations.py``),
 the achieved bandwidth ``floor / median``, and that as a fraction of the
 device's copy bandwidth, measured in the same run by a large device-to-device
-copy. Results go to ``bench/results/<device>.json``.
+copy. Each jsoftmax row also carries ``speedup``: against every non-naive
+baseline, the ratio of medians (baseline / jsoftmax) with a 90% bootstrap
+interval and a verdict (``slower`` when the whole interval lies below 1,
+``faster`` above, else ``tie``), summarised at the end of the table. Results go
+to ``bench/results/<device>.json``.
 """
 
 from __future__ import annotations
@@ -90,6 +94,27 @@ def interleaved_seconds(fns, args, runs: int, block: int = 5) -> list[np.ndarray
                 jax.block_until_ready(fn(*args))
                 seconds.append(time.perf_counter() - start)
     return [np.asarray(seconds) for seconds in times]
+
+
+def speedup(baseline: np.ndarray, ours: np.ndarray, resamples: int = 2000):
+    """``median(baseline) / median(ours)`` with a 90% bootstrap interval.
+
+    Each resample draws both sets of timings with replacement (fixed seed).
+    The interval says what this run can resolve: a ratio whose interval
+    contains 1 is a tie on this machine, whatever its point value.
+    """
+    rng = np.random.default_rng(0)
+    pick_b = rng.integers(0, len(baseline), (resamples, len(baseline)))
+    pick_o = rng.integers(0, len(ours), (resamples, len(ours)))
+    ratios = np.median(baseline[pick_b], 1) / np.median(ours[pick_o], 1)
+    low, high = np.percentile(ratios, [5, 95])
+    return float(np.median(baseline) / np.median(ours)), float(low), float(high)
+
+
+def verdict(low: float, high: float) -> str:
+    if high < 1:
+        return "slower"
+    return "faster" if low > 1 else "tie"
 
 
 def copy_bandwidth(runs: int, nbytes: int) -> float:
@@ -182,6 +207,7 @@ def run(args) -> dict:
                 times = interleaved_seconds(
                     [executable for executable, _ in compiled.values()], inputs, runs
                 )
+                ours = dict(zip(compiled, times, strict=True)).get("jsoftmax")
                 for (impl, (executable, compile_s)), seconds in zip(
                     compiled.items(), times, strict=True
                 ):
@@ -203,6 +229,18 @@ def run(args) -> dict:
                         "achieved_bytes_per_s": floor / median,
                         "fraction_of_copy_bandwidth": floor / median / copy_bw,
                     }
+                    if ours is not None and impl == "jsoftmax":
+                        row["speedup"] = {}
+                        for other, other_seconds in zip(compiled, times, strict=True):
+                            if other == "jsoftmax" or other.startswith("naive"):
+                                continue
+                            ratio, low, high = speedup(other_seconds, ours)
+                            row["speedup"][other] = {
+                                "ratio": ratio,
+                                "low": low,
+                                "high": high,
+                                "verdict": verdict(low, high),
+                            }
                     results.append(row)
                     ratio = "-" if xla_bytes is None else f"{xla_bytes / floor:.2f}"
                     peak = row["peak_bytes"]
@@ -214,7 +252,23 @@ def run(args) -> dict:
                         f"{'-' if peak is None else f'{peak / 2**20:.0f}':>8}",
                         flush=True,
                     )
+    summarize(results)
     return {"header": header, "results": results}
+
+
+def summarize(results) -> None:
+    """Print every jsoftmax-against-baseline ratio and count the verdicts."""
+    counts = {"slower": 0, "tie": 0, "faster": 0}
+    print("# jsoftmax speedup (baseline median / jsoftmax median, 90% interval)")
+    for row in results:
+        for other, s in row.get("speedup", {}).items():
+            counts[s["verdict"]] += 1
+            print(
+                f"{row['op']:<26} {'x'.join(map(str, row['shape'])):>12} "
+                f"{row['dtype']:>8} vs {other:<24} {s['ratio']:.2f}x "
+                f"({s['low']:.2f}-{s['high']:.2f}) {s['verdict']}"
+            )
+    print("# " + ", ".join(f"{n} {v}" for v, n in counts.items()), flush=True)
 
 
 def plot(report: dict, path: str) -> None:

@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
+from bench.__main__ import speedup
+
 REQUIRED = {
     "op",
     "impl",
@@ -54,3 +58,23 @@ def test_quick_bench_writes_results(tmp_path):
         assert row["median_s"] > 0 and row["floor_bytes"] > 0
         assert row["q25_s"] <= row["median_s"] <= row["q75_s"]
     assert "softmax_fwd" in proc.stdout
+
+    ours = [r for r in rows if r["impl"] == "jsoftmax"]
+    assert ours and all("speedup" in r for r in ours)
+    xent = next(r for r in ours if r["op"] == "int_xent_value_and_grad")
+    assert set(xent["speedup"]) == {"optax"}
+    s = xent["speedup"]["optax"]
+    assert s["low"] <= s["ratio"] <= s["high"]
+    assert s["verdict"] in ("slower", "tie", "faster")
+    assert "speedup" in proc.stdout
+
+
+def test_speedup_interval_separates_only_what_the_samples_resolve():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(1.0, 0.05, 20)
+    ratio, low, high = speedup(noise, noise)
+    assert ratio == 1 and low < 1 < high
+    ratio, low, high = speedup(2 * noise, rng.permutation(noise))
+    assert ratio == 2 and 1 < low <= 2 <= high
+    _, low, high = speedup(noise, 1.5 * rng.permutation(noise))
+    assert high < 1
