@@ -117,6 +117,23 @@ def verdict(low: float, high: float) -> str:
     return "faster" if low > 1 else "tie"
 
 
+def speedups(times: dict, ours: np.ndarray) -> dict:
+    """:func:`speedup` and :func:`verdict` against every baseline in ``times``
+    (implementation name -> timings) but jsoftmax and the naive formulas."""
+    result = {}
+    for name, seconds in times.items():
+        if name == "jsoftmax" or name.startswith("naive"):
+            continue
+        ratio, low, high = speedup(seconds, ours)
+        result[name] = {
+            "ratio": ratio,
+            "low": low,
+            "high": high,
+            "verdict": verdict(low, high),
+        }
+    return result
+
+
 def copy_bandwidth(runs: int, nbytes: int) -> float:
     """Bytes per second of a device-to-device copy (read + write) of ``nbytes``."""
     x = jnp.arange(nbytes // 4, dtype=jnp.float32)
@@ -207,7 +224,7 @@ def run(args) -> dict:
                 times = interleaved_seconds(
                     [executable for executable, _ in compiled.values()], inputs, runs
                 )
-                ours = dict(zip(compiled, times, strict=True)).get("jsoftmax")
+                timings = dict(zip(compiled, times, strict=True))
                 for (impl, (executable, compile_s)), seconds in zip(
                     compiled.items(), times, strict=True
                 ):
@@ -229,18 +246,8 @@ def run(args) -> dict:
                         "achieved_bytes_per_s": floor / median,
                         "fraction_of_copy_bandwidth": floor / median / copy_bw,
                     }
-                    if ours is not None and impl == "jsoftmax":
-                        row["speedup"] = {}
-                        for other, other_seconds in zip(compiled, times, strict=True):
-                            if other == "jsoftmax" or other.startswith("naive"):
-                                continue
-                            ratio, low, high = speedup(other_seconds, ours)
-                            row["speedup"][other] = {
-                                "ratio": ratio,
-                                "low": low,
-                                "high": high,
-                                "verdict": verdict(low, high),
-                            }
+                    if impl == "jsoftmax":
+                        row["speedup"] = speedups(timings, seconds)
                     results.append(row)
                     ratio = "-" if xla_bytes is None else f"{xla_bytes / floor:.2f}"
                     peak = row["peak_bytes"]
