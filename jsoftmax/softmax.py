@@ -141,12 +141,40 @@ def _scaled_logits(
         row_max = jnp.clip(plain_max * _SHRINK, -q, q)
     else:
         row_max = _row_max(shrunk, axes)
+    return _z_from(shrunk, row_max, temperature, ordinary, exact_z), row_max
+
+
+def _z_from(shrunk, row_max, temperature, ordinary, exact_z):
+    """``z`` from ``h`` and its row max ``m`` (see :func:`_scaled_logits`)."""
     if ordinary and not exact_z:
-        return (shrunk - row_max) * (4 / temperature), row_max
+        return (shrunk - row_max) * (4 / temperature)
     if ordinary:
-        (four,) = _opaque(x.dtype, 4.0)
-        return ((shrunk - row_max) * four) * (1 / temperature), row_max
-    return _general_z(shrunk, row_max, temperature), row_max
+        (four,) = _opaque(shrunk.dtype, 4.0)
+        return ((shrunk - row_max) * four) * (1 / temperature)
+    return _general_z(shrunk, row_max, temperature)
+
+
+def _narrow_z(x, row_max, temperature, *, ordinary, exact_z):
+    """``z`` from the 16-bit ``x`` itself, for :func:`_sum_exp`."""
+    return _z_from(_shrink(_widened(x)), row_max, temperature, ordinary, exact_z)
+
+
+def _normalizer_sum(x, z, row_max, temperature, axes, narrow, *, ordinary, exact_z):
+    """``Σ exp z`` over ``axes`` (keepdims) for the normalisers' cores.
+
+    ``narrow`` (16-bit rows cut into chunks, see :func:`_narrow_max`): the
+    chunked sum recomputes ``z`` from the 16-bit ``x``, already in memory, so
+    that the float32 ``z`` is never written out for it (the barrier in
+    :func:`_sum_exp` made XLA:CPU write the ``z`` it was given). Measured at
+    1024x131072 bfloat16 with ``bench.interleaved_seconds``: the forward
+    passes move 4 instead of 8 N·s; softmax forward 0.94x -> 1.55x of
+    jax.nn, log_softmax forward 2.1x -> 3.9x.
+    """
+    if narrow is False:
+        return _sum_exp(_same, axes, z)
+    z_of = partial(_narrow_z, ordinary=ordinary, exact_z=exact_z)
+    t = jnp.broadcast_to(temperature, row_max.shape)
+    return _sum_exp(z_of, axes, x, row_max, t)
 
 
 def _shrink(x):
@@ -187,21 +215,31 @@ def _chunk_count(n):
 
 
 def _sum_exp(z_of, axes, x, *row_values):
-    """``Σ exp(z_of(x, *row_values))`` over ``axes`` (keepdims).
+    """``Σ exp(z_of(x, *row_values))`` over ``axes`` (keepdims), by
+    :func:`_row_sum` (measured at 1024x131072 float32: log_softmax forward
+    0.95x -> 2.1x and logsumexp 1.07x -> 5.7x of jax.nn's speed)."""
+    return _row_sum(partial(_exp_of, z_of), axes, x, *row_values)
 
-    ``z_of`` is elementwise in ``x`` (logits-sized) and the per-row
+
+def _exp_of(z_of, x, *row_values):
+    return jnp.exp(z_of(x, *row_values))
+
+
+def _row_sum(term_of, axes, x, *row_values):
+    """``Σ term_of(x, *row_values)`` over ``axes`` (keepdims).
+
+    ``term_of`` is elementwise in ``x`` (logits-sized) and the per-row
     ``row_values`` (keepdims shapes). On CPU, over a last axis wider than
     ``_WIDEST_FAST_ROW``, ``x`` is cut into ``k`` chunks per row, each summed in
     its own row of a ``[rows·k, n/k]`` view, and the ``k`` partial sums are
     added. The optimization barrier keeps XLA from folding the view back into
-    one wide reduction (measured at 1024x131072 float32: log_softmax forward
-    0.95x -> 2.1x and logsumexp 1.07x -> 5.7x of jax.nn's speed). ``x`` should
-    be an array that is written out anyway (an input, or ``z`` where the pass
-    writes it): the barrier makes XLA write it. Other platforms sum directly.
+    one wide reduction. ``x`` should be an array that is written out anyway
+    (an input, or ``z`` where the pass writes it): the barrier makes XLA
+    write it. Other platforms sum directly.
     """
 
     def plain(x, *row_values):
-        return jnp.sum(jnp.exp(z_of(x, *row_values)), axes, keepdims=True)
+        return jnp.sum(term_of(x, *row_values), axes, keepdims=True)
 
     k = _chunk_count(x.shape[-1]) if x.ndim and axes == (x.ndim - 1,) else None
     if k is None:
@@ -213,7 +251,7 @@ def _sum_exp(z_of, axes, x, *row_values):
         per_chunk = [
             jnp.broadcast_to(r, batch + (k,)).reshape(-1, 1) for r in row_values
         ]
-        partial_sums = jnp.sum(jnp.exp(z_of(chunks, *per_chunk)), -1)
+        partial_sums = jnp.sum(term_of(chunks, *per_chunk), -1)
         return jnp.sum(partial_sums.reshape(batch + (k,)), -1, keepdims=True)
 
     return lax.platform_dependent(x, *row_values, cpu=chunked, default=plain)
@@ -225,10 +263,11 @@ def _narrow_max(x, axes):
     For 16-bit rows that :func:`_sum_exp` cuts into chunks: a plain max of the
     narrow ``x`` (exact), so that the pass making ``z`` needs no row max of its
     own. Fused into that pass, the max made XLA:CPU write ``z`` out in float32
-    for the chunked sum; from the narrow max, the sum recomputes ``z`` from
-    the 16-bit ``x`` instead (measured at 1024x131072 bfloat16: log_softmax
+    for the chunked sum (measured at 1024x131072 bfloat16: log_softmax
     forward+backward 0.52x -> 0.81x of jax.nn, softmax forward+backward
-    0.80x -> 0.86x). Elsewhere ``False``, the fused max: a separate max is
+    0.80x -> 0.86x); with this max, :func:`_normalizer_sum` recomputes ``z``
+    from the 16-bit ``x`` in the chunked sum, and no float32 ``z`` is written
+    at all. Elsewhere ``False``, the fused max: a separate max is
     slower on rows up to 32768 wide (bfloat16 log_softmax forward 0.84x ->
     0.78x at 8192x1024) and on float32 rows (softmax forward 1.01x -> 0.89x
     at 1024x131072). The choice is by shape, so it holds on every platform,
@@ -318,7 +357,7 @@ def _dominant_flag(p):
     return jnp.floor(p + below_half)
 
 
-def _log_softmax_tangent(v, y, axes):
+def _log_softmax_tangent(v, y, rest_mass, axes):
     """``v - <y, v>`` along ``axes``, with the dominant entry's tail restored.
 
     At the entry ``k`` with ``y_k > 1/2`` the true probability is ``1 - R``,
@@ -342,7 +381,6 @@ def _log_softmax_tangent(v, y, axes):
     CPU: 0.73-0.76x -> 0.78-0.80x of jax.nn's tail-free autodiff).
     """
     flag = _dominant_flag(y)
-    rest_mass = jnp.sum(y - flag * y, axes, keepdims=True)
     lost = flag * ((y - 1) + rest_mass)
     # First in program order, so last in the transpose's accumulation.
     correction = jnp.sum(lost * v, axes, keepdims=True)
@@ -419,10 +457,14 @@ def _no_tangent(tangents):
 # --------------------------------------------------------------------------- #
 def _softmax_value(x, temperature, axes, ordinary):
     raw_max = _narrow_max(x, axes)
-    x = _widened(x)
-    z, _ = _scaled_logits(x, temperature, axes, raw_max=raw_max, ordinary=ordinary)
+    xc = _widened(x)
+    z, row_max = _scaled_logits(
+        xc, temperature, axes, raw_max=raw_max, ordinary=ordinary
+    )
     unnormalized = jnp.exp(z)
-    total = _sum_exp(_same, axes, z)
+    total = _normalizer_sum(
+        x, z, row_max, temperature, axes, raw_max, ordinary=ordinary, exact_z=False
+    )
     # The max entry contributes exp(0) = 1, so total >= 1 in every row but an
     # all -inf / all masked one, where it is 0: max(total, 1) returns zeros there
     # (not 0/0) without a select.
@@ -457,11 +499,13 @@ def _log_softmax_value(x, temperature, axes, ordinary):
     # Log-softmax shows z itself, which must be -inf at the finite entries of a
     # +inf row: hence exact_z on the cheap branch.
     raw_max = _narrow_max(x, axes)
-    x = _widened(x)
-    z, _ = _scaled_logits(
-        x, temperature, axes, raw_max=raw_max, ordinary=ordinary, exact_z=True
+    xc = _widened(x)
+    z, row_max = _scaled_logits(
+        xc, temperature, axes, raw_max=raw_max, ordinary=ordinary, exact_z=True
     )
-    total = _sum_exp(_same, axes, z)
+    total = _normalizer_sum(
+        x, z, row_max, temperature, axes, raw_max, ordinary=ordinary, exact_z=True
+    )
     # total >= 1 but in all -inf rows (total 0), where z is -inf already.
     return z - jnp.log(jnp.maximum(total, 1))
 
@@ -489,7 +533,29 @@ def _log_softmax_jvp(axes, primals, tangents):
     # at 1024x131072 (no chunked row sums there). The mask is the costly part
     # of the rule on CPU: without it (and without the +inf flag and the tail)
     # the rule ran at 0.98-1.01x, with it 0.72-0.77x.
-    return log_p, _alive(log_p) * (scale * _log_softmax_tangent(v, y, axes))
+    if x.dtype == log_p.dtype:
+        rest_mass = jnp.sum(_off_dominant(log_p), axes, keepdims=True)
+    else:
+        # 16-bit x: see _off_dominant.
+        rest_mass = _row_sum(_off_dominant, axes, log_p)
+    tangent = _log_softmax_tangent(v, y, rest_mass, axes)
+    return log_p, _alive(log_p) * (scale * tangent)
+
+
+def _off_dominant(log_p):
+    """``p`` at every entry but the dominant one (``p > 1/2``), 0 there.
+
+    Its row sum is the tail term's ``R`` (see :func:`_log_softmax_tangent`).
+    For 16-bit ``x`` the rule sums it in chunks (:func:`_row_sum`, over the
+    float32 ``log p`` that the backward reads anyway): summed whole inside
+    the backward's kernel, it made that kernel 665 instead of 277 ms at
+    1024x131072 bfloat16 (``jax.profiler``), and log_softmax
+    forward+backward went from 0.52x to 0.67x of jax.nn. For float32 ``x``
+    the plain sum stays fused in the backward's kernel: chunked, it was
+    0.82x -> 0.76x at the same shape.
+    """
+    y = jnp.exp(log_p)
+    return y - _dominant_flag(y) * y
 
 
 # --------------------------------------------------------------------------- #
