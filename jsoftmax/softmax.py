@@ -165,7 +165,7 @@ def _normalizer_sum(x, z, row_max, temperature, axes, narrow, *, ordinary, exact
     ``narrow`` (16-bit rows cut into chunks, see :func:`_narrow_max`): the
     chunked sum recomputes ``z`` from the 16-bit ``x``, already in memory, so
     that the float32 ``z`` is never written out for it (the barrier in
-    :func:`_sum_exp` made XLA:CPU write the ``z`` it was given). Measured at
+    :func:`_row_sum` made XLA:CPU write the ``z`` it was given). Measured at
     1024x131072 bfloat16 with ``bench.interleaved_seconds``: the forward
     passes move 4 instead of 8 N·s; softmax forward 0.94x -> 1.55x of
     jax.nn, log_softmax forward 2.1x -> 3.9x.
@@ -361,7 +361,8 @@ def _log_softmax_tangent(v, y, rest_mass, axes):
     """``v - <y, v>`` along ``axes``, with the dominant entry's tail restored.
 
     At the entry ``k`` with ``y_k > 1/2`` the true probability is ``1 - R``,
-    ``R = Σ_{j≠k} y_j`` summed over the other entries, but the rounded ``y_k``
+    ``R = Σ_{j≠k} y_j`` summed over the other entries (``rest_mass``, from
+    the rule: see :func:`_off_dominant`), but the rounded ``y_k``
     loses ``R`` below ``eps`` (``softmax([40, 0])`` has ``y_0 = 1``,
     ``R = 4.25e-18``). The rule adds ``<c, v>`` with ``c = f·((y - 1) + R)``
     (``f`` the one-hot of ``k``): the rounding error of ``y_k``, where
