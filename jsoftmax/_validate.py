@@ -23,10 +23,22 @@ def as_float_array(x, name: str) -> jax.Array:
     """``x`` as an array of a floating dtype; integers and bools promote like jax.nn."""
     x = jnp.asarray(x)
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {x.dtype}")
+        raise TypeError(
+            f"{name} must be real, got dtype {x.dtype}: pass the real part or the "
+            "magnitude (jsoftmax has no complex softmax)"
+        )
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
+        x = x.astype(float_dtype_for(x.dtype))
     return x
+
+
+def float_dtype_for(dtype) -> jnp.dtype:
+    """The float dtype jax.nn computes integer or bool input in: float64 for
+    64-bit integers (with x64 on), float32 for every narrower one, x64 or not."""
+    dtype = jnp.dtype(dtype)
+    if dtype.itemsize == 8:
+        return jax.dtypes.canonicalize_dtype(jnp.float64)
+    return jnp.dtype(jnp.float32)
 
 
 def compute_dtype(dtype) -> jnp.dtype:
@@ -35,8 +47,11 @@ def compute_dtype(dtype) -> jnp.dtype:
     return jnp.dtype(jnp.float32) if dtype in _SIXTEEN_BIT else dtype
 
 
-def normalize_axes(axis: Axis, ndim: int, name: str = "axis") -> tuple[int, ...]:
-    """A sorted tuple of non-negative axes; ``None`` means every axis."""
+def normalize_axes(
+    axis: Axis, ndim: int, name: str = "axis", *, keep_order: bool = False
+) -> tuple[int, ...]:
+    """A tuple of non-negative axes, sorted unless ``keep_order``; ``None``
+    means every axis."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
@@ -53,7 +68,7 @@ def normalize_axes(axis: Axis, ndim: int, name: str = "axis") -> tuple[int, ...]
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{name}={axis!r} repeats an axis")
-    return tuple(sorted(out))
+    return tuple(out) if keep_order else tuple(sorted(out))
 
 
 def normalize_axis(axis: int, ndim: int, name: str = "axis") -> int:
@@ -144,6 +159,13 @@ def where_mask(where, shape, name: str = "where"):
             f"{name} of shape {where.shape} does not broadcast to {tuple(shape)}"
         )
     return jnp.broadcast_to(where, shape)
+
+
+def broadcasts(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:
+    """NumPy broadcasting of ``src`` onto ``dst`` (lower rank lines up at the end)."""
+    if len(src) > len(dst):
+        return False
+    return _broadcasts_to((1,) * (len(dst) - len(src)) + tuple(src), tuple(dst))
 
 
 def _broadcasts_to(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:

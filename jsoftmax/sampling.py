@@ -7,10 +7,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from jsoftmax import _rows
 from jsoftmax import _validate
-from jsoftmax.softmax import _Q_FRACTION
-from jsoftmax.softmax import _limits
-from jsoftmax.softmax import _scaled_logits
 
 __all__ = ["sample"]
 
@@ -65,22 +63,24 @@ def sample(key, logits, axis: int = -1, where=None, *, temperature=1.0, shape=No
 
 @partial(jax.jit, static_argnums=(4, 5))
 def _sample_jit(key, logits, temperature, mask, axis, shape):
-    x = logits.astype(_validate.compute_dtype(logits.dtype))
-    if mask is not None:
-        x = jnp.where(mask, x, -jnp.inf)
-    z, row_max = _scaled_logits(x, temperature, (axis,))
-    z = jnp.moveaxis(z, axis, -1)
-    row_max = jnp.moveaxis(row_max, axis, -1)
+    x = logits if mask is None else jnp.where(mask, logits, -jnp.inf)
+    x = jnp.moveaxis(x, axis, -1)
+    temperature = (
+        jnp.moveaxis(temperature, axis, -1) if temperature.ndim else temperature
+    )
+    if x.shape[-1] == 0:
+        return jnp.full(shape, -1, jnp.int32)
+    m = _rows.row_max(x, (x.ndim - 1,))
+    xc = _rows.widened(x)
+    temp = _rows.temperature_terms(temperature, xc.dtype)
+    z = _rows.scaled_logits(xc, m, temp)
     gumbel = jax.random.gumbel(key, shape + z.shape[-1:], z.dtype)
     # z is 0 at the row max and -inf where nothing may be drawn, so z + gumbel
     # is -inf there and argmax never picks it (unless the whole row is -inf).
     scores = jnp.broadcast_to(z, shape + z.shape[-1:]) + gumbel
     index = jnp.argmax(scores, axis=-1).astype(jnp.int32)
-    # The row max of h = min(x/4, Q) is -Q exactly when no entry is above -inf.
-    empty = row_max[..., 0] == -_Q_FRACTION * _limits(x.dtype)[0]
-    # A NaN row: its z holds the NaN (z <= 0 elsewhere, so the sum is NaN only
-    # there). Not read off the row max: XLA:CPU's max skips NaN in rows of
-    # 2048 entries or more (see jsoftmax.softmax._opaque).
-    has_nan = jnp.isnan(jnp.sum(z, -1))
-    nothing = jnp.broadcast_to(empty | has_nan, shape)
+    # A NaN row (or a traced invalid T): the row sum of z is NaN there and
+    # nowhere else (z <= 0). Not read off the row max, which may skip a NaN.
+    has_nan = jnp.isnan(jnp.sum(z, -1, keepdims=True) + temp.poison)[..., 0]
+    nothing = jnp.broadcast_to((m[..., 0] == -jnp.inf) | has_nan, shape)
     return jnp.where(nothing, -1, index)

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from jsoftmax import _validate
-from jsoftmax.softmax import _log_softmax_core
-from jsoftmax.softmax import _softmax_core
+from jsoftmax._cores import log_softmax_core as _log_softmax_core
+from jsoftmax._cores import softmax_core as _softmax_core
 from jsoftmax.softmax import _softmax_jacobian_jit
 
 __all__ = [

@@ -1,0 +1,180 @@
+"""The ``custom_jvp`` cores of softmax, log-softmax and logsumexp.
+
+Each core takes ``x`` in its own dtype (16-bit input is widened inside the
+passes that read it, see :func:`jsoftmax._rows.widened`), a per-row
+temperature in the compute dtype and the reduced ``axes`` (static). Values
+come from :mod:`jsoftmax._rows`; the rules return tail-exact derivatives with
+zeros on the edges of DESIGN.md, and call the cores again, so that every higher
+order goes through the same rules.
+
+On an accelerator each forward is the program ``jax.nn`` compiles to (a max
+pass, a pass summing ``exp z``, the output pass), with the edge selects folded
+into the passes; no conditional, no barrier.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+from jsoftmax import _rows
+
+
+def _parts(x, temperature, axes):
+    """``x`` widened, its row max ``m``, the temperature terms and ``z``."""
+    m = _rows.row_max(x, axes)
+    xc = _rows.widened(x)
+    temp = _rows.temperature_terms(temperature, xc.dtype)
+    return xc, m, temp, _rows.scaled_logits(xc, m, temp)
+
+
+# --------------------------------------------------------------------------- #
+# softmax
+# --------------------------------------------------------------------------- #
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def softmax_core(x, temperature, axes):
+    """Probabilities in ``x``'s dtype."""
+    _, _, temp, z = _parts(x, temperature, axes)
+    unnormalized = jnp.exp(z)
+    total = jnp.sum(unnormalized, axes, keepdims=True) + temp.poison
+    return (unnormalized * _rows.inverse_total(total)).astype(x.dtype)
+
+
+@partial(softmax_core.defjvp, symbolic_zeros=True)
+def _softmax_jvp(axes, primals, tangents):
+    # Own rule: keeps the dominant entry's tail (see log_softmax_tangent), zero
+    # derivatives on edge rows, an exact d/dT.
+    x, temperature = primals
+    y = softmax_core(x, temperature, axes)
+    if _rows.no_tangent(tangents):
+        return y, jnp.zeros_like(y)
+    yc = _rows.widened(y)
+    log_p = None
+    if not isinstance(tangents[1], SymbolicZero):
+        log_p = _rows.widened(log_softmax_core(x, temperature, axes))
+    u = _rows.direction(log_p, tangents[0], tangents[1], yc.dtype)
+    scale = _rows.derivative_scale(temperature, _rows.row_max(x, axes))
+    tangent = yc * (scale * _rows.log_softmax_tangent(u, yc, axes))
+    return y, tangent.astype(y.dtype)
+
+
+# --------------------------------------------------------------------------- #
+# log_softmax
+# --------------------------------------------------------------------------- #
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def log_softmax_core(x, temperature, axes):
+    """Log-probabilities in ``x``'s dtype: ``z - log1p((top - 1) + rest)``."""
+    xc, m, temp, z = _parts(x, temperature, axes)
+    top, rest = _rows.split_sums(xc, m, z, temp, axes)
+    return (z - _rows.log_total(top, rest)).astype(x.dtype)
+
+
+@partial(log_softmax_core.defjvp, symbolic_zeros=True)
+def _log_softmax_jvp(axes, primals, tangents):
+    # Own rule: tail-exact, and 0 (not 1) at entries whose log p stays -inf.
+    x, temperature = primals
+    log_p = log_softmax_core(x, temperature, axes)
+    if _rows.no_tangent(tangents):
+        return log_p, jnp.zeros_like(log_p)
+    lp = _rows.widened(log_p)
+    u = _rows.direction(lp, tangents[0], tangents[1], lp.dtype)
+    scale = _rows.derivative_scale(temperature, _rows.row_max(x, axes))
+    tangent = scale * _rows.log_softmax_tangent(u, jnp.exp(lp), axes)
+    tangent = jnp.where(lp == -jnp.inf, 0, tangent)
+    return log_p, tangent.astype(log_p.dtype)
+
+
+# --------------------------------------------------------------------------- #
+# logsumexp
+# --------------------------------------------------------------------------- #
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def logsumexp_core(x, temperature, axes):
+    """Keepdims ``T·log Σ exp(x/T)`` in the compute dtype."""
+    xc, m, temp, z = _parts(x, temperature, axes)
+    log_total = _rows.log_total(*_rows.split_sums(xc, m, z, temp, axes))
+    t = jnp.asarray(temperature, xc.dtype)
+    # T·log Σ is 0 where one entry carries the row, also at T = 0 or inf
+    # (0·inf would be NaN), and in an all -inf row (value -inf).
+    return m + jnp.where(log_total == 0, 0, t * log_total)
+
+
+@partial(logsumexp_core.defjvp, symbolic_zeros=True)
+def _logsumexp_jvp(axes, primals, tangents):
+    # Own rule: d/dx = softmax and d/dT = its entropy (log k at T = inf), both 0
+    # on +inf rows instead of inf - inf.
+    x, temperature = primals
+    tangent_x, tangent_t = tangents
+    value = logsumexp_core(x, temperature, axes)
+    if _rows.no_tangent(tangents):
+        return value, jnp.zeros_like(value)
+    keep = _rows.row_max(x, axes) != jnp.inf
+    y = _rows.widened(softmax_core(x, temperature, axes))
+    tangent = jnp.zeros_like(value)
+    if not isinstance(tangent_x, SymbolicZero):
+        along_x = jnp.sum(y * tangent_x.astype(y.dtype), axes, keepdims=True)
+        tangent = tangent + jnp.where(keep, along_x, 0)
+    if not isinstance(tangent_t, SymbolicZero):
+        log_p = _rows.widened(log_softmax_core(x, temperature, axes))
+        entropy = -jnp.sum(y * _rows.finite_or_zero(log_p), axes, keepdims=True)
+        tangent = tangent + jnp.where(keep, entropy, 0) * tangent_t
+    return value, tangent
+
+
+# --------------------------------------------------------------------------- #
+# logsumexp with weights b (jax.nn.logsumexp's b and return_sign)
+# --------------------------------------------------------------------------- #
+def _weighted_parts(x, b, temperature, axes):
+    """``m``, ``z``, the weighted terms ``b·exp z`` and their row sum ``S``.
+    Entries with ``b = 0`` are left out, as if masked."""
+    xc = _rows.widened(x)
+    b = b.astype(xc.dtype)
+    xc = jnp.where(b == 0, -jnp.inf, xc)
+    m = _rows.row_max(xc, axes)
+    temp = _rows.temperature_terms(temperature, xc.dtype)
+    z = _rows.scaled_logits(xc, m, temp)
+    terms = b * jnp.exp(z)
+    total = jnp.sum(terms, axes, keepdims=True) + temp.poison
+    return m, z, terms, total
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(3,))
+def weighted_logsumexp_core(x, b, temperature, axes):
+    """Keepdims ``(T·log|Σ b·exp(x/T)|, sign Σ)``; ``-inf`` and sign 0 where
+    the sum is 0."""
+    m, _, _, total = _weighted_parts(x, b, temperature, axes)
+    log_abs = jnp.log(jnp.abs(total))
+    t = jnp.asarray(temperature, m.dtype)
+    value = m + jnp.where(log_abs == 0, 0, t * log_abs)
+    return jnp.where(total == 0, -jnp.inf, value), jnp.sign(total)
+
+
+@partial(weighted_logsumexp_core.defjvp, symbolic_zeros=True)
+def _weighted_logsumexp_jvp(axes, primals, tangents):
+    # Own rule: weights w = b·exp z / S; d/dx = w, d/db = T·exp z / S,
+    # d/dT = log|S| - <w, z>; 0 on +inf rows and where S = 0.
+    x, b, temperature = primals
+    tangent_x, tangent_b, tangent_t = tangents
+    value, sign = weighted_logsumexp_core(x, b, temperature, axes)
+    tangent = jnp.zeros_like(value)
+    if _rows.no_tangent(tangents):
+        return (value, sign), (tangent, jnp.zeros_like(sign))
+    m, z, terms, total = _weighted_parts(x, b, temperature, axes)
+    live = (m != jnp.inf) & (total != 0)
+    inverse = jnp.where(live, 1 / jnp.where(total == 0, 1, total), 0)
+    weights = terms * inverse
+    if not isinstance(tangent_x, SymbolicZero):
+        dx = tangent_x.astype(weights.dtype)
+        tangent = tangent + jnp.sum(weights * dx, axes, keepdims=True)
+    if not isinstance(tangent_b, SymbolicZero):
+        t = jnp.asarray(temperature, m.dtype)
+        along_b = jnp.sum(jnp.exp(z) * tangent_b.astype(m.dtype), axes, keepdims=True)
+        tangent = tangent + jnp.where(live, t * along_b * inverse, 0)
+    if not isinstance(tangent_t, SymbolicZero):
+        log_abs = jnp.log(jnp.abs(jnp.where(live, total, 1)))
+        z_live = jnp.where(weights == 0, 0, z)
+        along_t = log_abs - jnp.sum(weights * z_live, axes, keepdims=True)
+        tangent = tangent + jnp.where(live, along_t, 0) * tangent_t
+    return (value, sign), (tangent, jnp.zeros_like(sign))
