@@ -14,7 +14,12 @@ copy. Each jsoftmax row also carries ``speedup``: against every non-naive
 baseline, the ratio of medians (baseline / jsoftmax) with a 90% bootstrap
 interval and a verdict (``slower`` when the whole interval lies below 1,
 ``faster`` above, else ``tie``), summarised at the end of the table. Results go
-to ``bench/results/<device>.json``.
+to ``bench/results/<device>.json`` (``--quick``: to a temporary folder, unless
+``--out`` names a path); each case announces itself on stderr as it starts.
+
+``python -m bench accel`` (``bench/accel.py``) reports what every case compiles
+to on a TPU or GPU without one; ``python -m bench accuracy`` runs
+``bench/accuracy.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 import jax
@@ -213,9 +219,14 @@ def run(args) -> dict:
         flush=True,
     )
     results = []
+    done, total = 0, len(ops) * len(shapes) * len(dtypes)
+    start = time.perf_counter()
     for op in ops:
         for shape in shapes:
             for dtype_name in dtypes:
+                label = f"{op} {'x'.join(map(str, shape))} {dtype_name}"
+                progress(done, total, start, label)
+                done += 1
                 dtype = DTYPES[dtype_name]
                 inputs = operations.inputs(op, *shape, dtype)
                 floor = operations.floor_bytes(op, *shape, dtype)
@@ -261,6 +272,16 @@ def run(args) -> dict:
                     )
     summarize(results)
     return {"header": header, "results": results}
+
+
+def progress(done: int, total: int, start: float, case: str) -> None:
+    """One line on stderr before each case: how far the run is and how long it took."""
+    elapsed = time.perf_counter() - start
+    print(
+        f"# [{done + 1}/{total}] {case} (elapsed {elapsed:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def summarize(results) -> None:
@@ -312,9 +333,34 @@ def plot(report: dict, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["accel"]:
+        from bench import accel
+
+        return accel.main(argv[1:])
+    if argv[:1] == ["accuracy"]:
+        try:
+            from bench import accuracy
+        except ModuleNotFoundError as error:
+            if error.name != "bench.accuracy":
+                raise
+            print(
+                "python -m bench accuracy: bench/accuracy.py is missing from "
+                f"this checkout ({error})",
+                file=sys.stderr,
+            )
+            return 2
+        return accuracy.main(argv[1:])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Subcommands: `python -m bench accel --help` (deviceless "
+        "accelerator programs), `python -m bench accuracy --help`.",
+    )
     parser.add_argument(
-        "--quick", action="store_true", help="tiny shapes, 3 runs (smoke test)"
+        "--quick",
+        action="store_true",
+        help="tiny shapes, 3 runs (smoke test; writes to a temporary folder "
+        "unless --out is given)",
     )
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--out", help="JSON path (default bench/results/<device>.json)")
@@ -327,11 +373,13 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     report = run(args)
-    out = (
-        pathlib.Path(args.out)
-        if args.out
-        else RESULTS / f"{report['header']['device']}.json"
-    )
+    name = f"{report['header']['device']}.json"
+    if args.out:
+        out = pathlib.Path(args.out)
+    elif args.quick:  # a smoke test never replaces the committed results
+        out = pathlib.Path(tempfile.mkdtemp(prefix="bench-quick-")) / name
+    else:
+        out = RESULTS / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"# wrote {out}")
