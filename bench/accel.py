@@ -165,6 +165,7 @@ class Instruction:
     opcode: str
     operands: list[str]
     attributes: str
+    inside: str  # between the parentheses: the operands, or a parameter's number
 
 
 def _closing(text: str, start: int) -> int:
@@ -194,8 +195,10 @@ def parse_hlo(text: str) -> tuple[dict[str, list[Instruction]], str]:
         shape, rest = rest[:end], rest[end:].lstrip()
         opcode = rest[: rest.index("(")]
         close = _closing(rest, len(opcode))
-        operands = re.findall(r"%([^\s,()]+)", rest[len(opcode) : close])
-        current.append(Instruction(name, shape, opcode, operands, rest[close + 1 :]))
+        inside = rest[len(opcode) + 1 : close]
+        operands = re.findall(r"%([^\s,()]+)", inside)
+        attributes = rest[close + 1 :]
+        current.append(Instruction(name, shape, opcode, operands, attributes, inside))
     if entry is None:
         raise ValueError("no ENTRY computation in the HLO text")
     return computations, entry
@@ -229,8 +232,8 @@ class Cost:
     def cycles(self) -> int:
         return sum(k[2] for k in self.kernels)
 
-    def add(self, other: Cost, times: int = 1) -> None:
-        self.kernels += other.kernels * times
+    def add(self, other: Cost, times: int = 1, prefix: str = "") -> None:
+        self.kernels += [[prefix + k[0], *k[1:]] for k in other.kernels] * times
         self.conditionals += other.conditionals * times
         self.while_loops += other.while_loops * times
 
@@ -249,49 +252,65 @@ def _label(ins: Instruction) -> str:
     return f"{ins.name} [{what}] {where} {ins.shape.split('{')[0]}"
 
 
+def _read_bytes(computations: dict, ins: Instruction, operand: str) -> int | None:
+    """Bytes that fusion ``ins`` reads of ``operand`` where only ``gather`` or
+    ``dynamic-slice`` read it inside the fusion (their results' bytes), else None."""
+    called = _called(ins, "calls") if ins.opcode == "fusion" else []
+    body = computations.get(called[0], []) if called else []
+    number = str(ins.operands.index(operand))
+    for param in body:
+        if param.opcode == "parameter" and param.inside == number:
+            users = [i for i in body if param.name in i.operands]
+            if users and all(
+                u.opcode in ("gather", "dynamic-slice") and u.operands[0] == param.name
+                for u in users
+            ):
+                return sum(shape_bytes(u.shape) for u in users)
+    return None
+
+
+def _kernel(computations: dict, ins: Instruction, shapes: dict) -> list:
+    """``[label, bytes, cycles]`` of one launched instruction."""
+    nbytes = 0
+    for operand in dict.fromkeys(o for o in ins.operands if o in shapes):
+        read = _read_bytes(computations, ins, operand)
+        nbytes += shape_bytes(shapes[operand]) if read is None else read
+    # copy-start's result is (destination, source, context): the copy writes once.
+    nbytes += nbytes if ins.opcode == "copy-start" else shape_bytes(ins.shape)
+    cycles = re.search(r'"estimated_cycles":"(\d+)"', ins.attributes)
+    return [_label(ins), nbytes, int(cycles[1]) if cycles else 0]
+
+
 def program_cost(computations: dict, name: str) -> Cost:
     """The :class:`Cost` of running computation ``name`` once (module docstring)."""
     instructions = computations[name]
     shapes = {ins.name: ins.shape for ins in instructions}
     cost = Cost()
     for ins in instructions:
+        calls = {k: _called(ins, k) for k in ("to_apply", "condition", "body")}
         if ins.opcode in _NOT_LAUNCHED or ins.opcode.endswith(("-done", "-update")):
             continue
         if ins.opcode == "call":
-            for callee in _called(ins, "to_apply"):
+            for callee in calls["to_apply"]:
                 cost.add(program_cost(computations, callee))
         elif ins.opcode == "conditional":
+            keys = ("true_computation", "false_computation", "branch_computations")
             branches = [
-                program_cost(computations, b)
-                for key in (
-                    "true_computation",
-                    "false_computation",
-                    "branch_computations",
-                )
-                for b in _called(ins, key)
+                program_cost(computations, branch)
+                for key in keys
+                for branch in _called(ins, key)
             ]
-            cost.add(max(branches, key=lambda c: (c.cycles, c.bytes)))
+            costliest = max(branches, key=lambda c: (c.cycles, c.bytes))
+            cost.add(costliest, prefix="cond> ")
             cost.conditionals += 1
         elif ins.opcode == "while":
             trips = re.search(r'"known_trip_count":\{"n":"(\d+)"', ins.attributes)
-            for key in ("condition", "body"):
-                for callee in _called(ins, key):
-                    cost.add(
-                        program_cost(computations, callee),
-                        int(trips[1]) if trips else 1,
-                    )
+            for callee in calls["condition"] + calls["body"]:
+                callee_cost = program_cost(computations, callee)
+                cost.add(callee_cost, int(trips[1]) if trips else 1, prefix="while> ")
             cost.while_loops += 1
         else:
-            operands = dict.fromkeys(o for o in ins.operands if o in shapes)
-            nbytes = sum(shape_bytes(shapes[o]) for o in operands)
-            cycles = re.search(r'"estimated_cycles":"(\d+)"', ins.attributes)
-            cost.kernels.append(
-                [
-                    _label(ins),
-                    nbytes + shape_bytes(ins.shape),
-                    int(cycles[1]) if cycles else 0,
-                ]
-            )
+            cost.kernels.append(_kernel(computations, ins, shapes))
     return cost
 
 

@@ -1,11 +1,17 @@
 """The benchmark's smoke test: ``python -m bench --quick`` runs and writes its JSON."""
 
 import json
+import pathlib
 import subprocess
 import sys
+import types
 
 import numpy as np
+import pytest
 
+import bench
+from bench.__main__ import RESULTS
+from bench.__main__ import main as bench_main
 from bench.__main__ import speedup
 
 REQUIRED = {
@@ -78,3 +84,44 @@ def test_speedup_interval_separates_only_what_the_samples_resolve():
     assert ratio == 2 and 1 < low <= 2 <= high
     _, low, high = speedup(noise, 1.5 * rng.permutation(noise))
     assert high < 1
+
+
+def test_quick_bench_leaves_committed_results_alone():
+    committed = {p: p.read_bytes() for p in RESULTS.glob("*.json")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--ops", "logsumexp"]
+        + ["--dtypes", "float32", "--runs", "3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    wrote = pathlib.Path(proc.stdout.strip().splitlines()[-1].removeprefix("# wrote "))
+    assert wrote.is_file() and RESULTS not in wrote.parents
+    assert json.loads(wrote.read_text())["results"]
+    assert {p: p.read_bytes() for p in RESULTS.glob("*.json")} == committed
+    # progress: one line per case on stderr
+    assert "# [1/2] logsumexp 64x128 float32" in proc.stderr
+    assert "# [2/2] logsumexp 16x1024 float32" in proc.stderr
+
+
+def test_accuracy_dispatches_to_bench_accuracy(monkeypatch, capsys):
+    calls = []
+    fake = types.ModuleType("bench.accuracy")
+    fake.main = lambda argv: calls.append(argv) or 7
+    monkeypatch.delattr(bench, "accuracy", raising=False)
+    monkeypatch.setitem(sys.modules, "bench.accuracy", fake)
+    assert bench_main(["accuracy", "--quick", "x"]) == 7
+    assert calls == [["--quick", "x"]]
+
+    monkeypatch.setitem(sys.modules, "bench.accuracy", None)  # as if missing
+    assert bench_main(["accuracy"]) == 2
+    assert "bench/accuracy.py is missing" in capsys.readouterr().err
+
+
+def test_accel_dispatches_to_bench_accel(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["accel", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "python -m bench accel" in out and "--target" in out
