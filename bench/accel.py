@@ -49,6 +49,7 @@ from jax.sharding import PartitionSpec
 
 import jsoftmax
 from bench import operations
+from bench.__main__ import commit
 
 # Before any backend starts: lets the CUDA plugin load on a machine without CUDA.
 os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
@@ -68,17 +69,11 @@ EXTRA = {
         "jax.nn": lambda x, where: jax.nn.softmax(x, where=where),
     },
 }
-OPS = [
-    "softmax_fwd",
-    "softmax_temperature_fwd",
-    "softmax_where_fwd",
-    "softmax_fwd_bwd",
-    "log_softmax_fwd",
-    "log_softmax_fwd_bwd",
-    "logsumexp",
-    "int_xent_value_and_grad",
-    "prob_xent_value_and_grad",
-]
+OPS = (
+    "softmax_fwd softmax_temperature_fwd softmax_where_fwd softmax_fwd_bwd "
+    "log_softmax_fwd log_softmax_fwd_bwd logsumexp "
+    "int_xent_value_and_grad prob_xent_value_and_grad"
+).split()
 
 
 def implementations(op: str) -> dict:
@@ -145,17 +140,10 @@ def target_devices(target: str):
 _HEADER = re.compile(r"^(ENTRY )?%(\S+) .*\{$")
 _INSTRUCTION = re.compile(r"^\s+(?:ROOT )?%(\S+) = (.*)$")
 _ARRAY = re.compile(r"\b(pred|bf16|[fsuc]\d+|f8e\w+)\[([\d,]*)\]")
-_NOT_LAUNCHED = {
-    "parameter",
-    "constant",
-    "tuple",
-    "get-tuple-element",
-    "bitcast",
-    "after-all",
-    "add-dependency",
-    "opt-barrier",
-    "domain",
-}
+_NOT_LAUNCHED = set(
+    "parameter constant tuple get-tuple-element bitcast after-all add-dependency "
+    "opt-barrier domain".split()
+)
 
 
 @dataclasses.dataclass
@@ -287,11 +275,10 @@ def program_cost(computations: dict, name: str) -> Cost:
     shapes = {ins.name: ins.shape for ins in instructions}
     cost = Cost()
     for ins in instructions:
-        calls = {k: _called(ins, k) for k in ("to_apply", "condition", "body")}
         if ins.opcode in _NOT_LAUNCHED or ins.opcode.endswith(("-done", "-update")):
             continue
         if ins.opcode == "call":
-            for callee in calls["to_apply"]:
+            for callee in _called(ins, "to_apply"):
                 cost.add(program_cost(computations, callee))
         elif ins.opcode == "conditional":
             keys = ("true_computation", "false_computation", "branch_computations")
@@ -305,7 +292,7 @@ def program_cost(computations: dict, name: str) -> Cost:
             cost.conditionals += 1
         elif ins.opcode == "while":
             trips = re.search(r'"known_trip_count":\{"n":"(\d+)"', ins.attributes)
-            for callee in calls["condition"] + calls["body"]:
+            for callee in _called(ins, "condition") + _called(ins, "body"):
                 callee_cost = program_cost(computations, callee)
                 cost.add(callee_cost, int(trips[1]) if trips else 1, prefix="while> ")
             cost.while_loops += 1
@@ -376,7 +363,7 @@ def run(target: str, ops, shapes, dtypes, hlo_dir=None) -> dict:
         "target": target,
         "device_kind": devices[0].device_kind,
         "jax_version": jax.__version__,
-        "commit": _commit(),
+        "commit": commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"
         ),
@@ -406,11 +393,11 @@ def run(target: str, ops, shapes, dtypes, hlo_dir=None) -> dict:
                     row[impl] = measure(compiled) | {"compile_s": seconds}
                     if hlo_dir:
                         name = f"{op}-{'x'.join(map(str, shape))}-{dtype_name}-{impl}"
-                        path = pathlib.Path(hlo_dir) / (
-                            re.sub(r"[^\w.-]+", "_", name) + ".hlo"
-                        )
+                        path = pathlib.Path(hlo_dir, re.sub(r"[^\w.-]+", "_", name))
                         path.parent.mkdir(parents=True, exist_ok=True)
-                        path.write_text(compiled.as_text())
+                        path.with_name(path.name + ".hlo").write_text(
+                            compiled.as_text()
+                        )
                 peer_name = list(impls)[1]
                 ours, peer = row["jsoftmax"], row[peer_name]
                 row["peer"], row["ratio"] = peer_name, compare(ours, peer)
@@ -426,12 +413,6 @@ def run(target: str, ops, shapes, dtypes, hlo_dir=None) -> dict:
                 )
     print(f"# {len(results)} cases in {time.perf_counter() - start:.0f} s", flush=True)
     return {"header": header, "results": results}
-
-
-def _commit() -> str:
-    from bench.__main__ import commit
-
-    return commit()
 
 
 def markdown(reports: dict) -> str:
@@ -467,24 +448,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench accel", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--target", nargs="+", choices=list(TARGETS))
-    parser.add_argument(
-        "--out",
-        help="JSON path (one target; default bench/results/accel-<target>.json)",
-    )
-    parser.add_argument("--ops", nargs="*", choices=OPS, default=OPS)
-    parser.add_argument(
-        "--dtypes", nargs="*", choices=list(DTYPES), default=list(DTYPES)
-    )
-    parser.add_argument(
-        "--shapes", nargs="*", help="ROWSxCOLS (default 4096x32768 32x1000)"
-    )
-    parser.add_argument("--hlo", help="folder for each compiled program's HLO text")
-    parser.add_argument(
-        "--markdown",
-        action="store_true",
-        help="print the README table from bench/results/accel-*.json",
-    )
+    add = parser.add_argument
+    add("--target", nargs="+", choices=list(TARGETS))
+    add("--out", help="JSON path (one target; default results/accel-<target>.json)")
+    add("--ops", nargs="*", choices=OPS, default=OPS)
+    add("--dtypes", nargs="*", choices=list(DTYPES), default=list(DTYPES))
+    add("--shapes", nargs="*", help="ROWSxCOLS (default 4096x32768 32x1000)")
+    add("--hlo", help="folder for each compiled program's HLO text")
+    add("--markdown", action="store_true", help="print the README table from results")
     args = parser.parse_args(argv)
     if args.markdown:
         reports = {
