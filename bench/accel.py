@@ -353,7 +353,9 @@ def compare(ours: dict, peer: dict) -> dict:
 
 
 def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.2f}"
 
 
 def run(target: str, ops, shapes, dtypes, hlo_dir=None) -> dict:
@@ -416,7 +418,8 @@ def run(target: str, ops, shapes, dtypes, hlo_dir=None) -> dict:
 
 
 def markdown(reports: dict) -> str:
-    """The README's ratio table from ``{target: report}`` (4096x32768 and 32x1000)."""
+    """The README's table from ``{target: report}``: kernels and conditionals as
+    jsoftmax/peer, the rest as ratios (``-``: the peer needs none)."""
     targets = list(reports)
     head = (
         "| case | shape | dtype | "
@@ -427,7 +430,7 @@ def markdown(reports: dict) -> str:
         )
         + " |"
     )
-    lines = [head, "|" + "---|" * head.count(" | ")]
+    lines = [head, "|" + "---|" * (head.count(" | ") + 1)]
     first = reports[targets[0]]["results"]
     for i, row in enumerate(first):
         cells = [row["op"], "x".join(map(str, row["shape"])), row["dtype"]]
