@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import pathlib
 import re
@@ -340,7 +341,7 @@ def main(argv=None) -> int:
         return accel.main(argv[1:])
     if argv[:1] == ["accuracy"]:
         try:
-            from bench import accuracy
+            accuracy = importlib.import_module("bench.accuracy")
         except ModuleNotFoundError as error:
             if error.name != "bench.accuracy":
                 raise

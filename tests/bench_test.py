@@ -105,7 +105,7 @@ def test_quick_bench_leaves_committed_results_alone():
     assert "# [2/2] logsumexp 16x1024 float32" in proc.stderr
 
 
-def test_accuracy_dispatches_to_bench_accuracy(monkeypatch, capsys):
+def test_accuracy_dispatches_to_bench_accuracy(monkeypatch, capsys, tmp_path):
     calls = []
     fake = types.ModuleType("bench.accuracy")
     fake.main = lambda argv: calls.append(argv) or 7
@@ -114,7 +114,9 @@ def test_accuracy_dispatches_to_bench_accuracy(monkeypatch, capsys):
     assert bench_main(["accuracy", "--quick", "x"]) == 7
     assert calls == [["--quick", "x"]]
 
-    monkeypatch.setitem(sys.modules, "bench.accuracy", None)  # as if missing
+    # a checkout without bench/accuracy.py
+    monkeypatch.delitem(sys.modules, "bench.accuracy")
+    monkeypatch.setattr(bench, "__path__", [str(tmp_path)])
     assert bench_main(["accuracy"]) == 2
     assert "bench/accuracy.py is missing" in capsys.readouterr().err
 
