@@ -1,10 +1,13 @@
 """jsoftmax: fast, numerically trustworthy softmax functions for JAX."""
 
 from jsoftmax import optim
+from jsoftmax.gumbel import gumbel_softmax
 from jsoftmax.losses import sigmoid_binary_cross_entropy
 from jsoftmax.losses import softmax_cross_entropy
 from jsoftmax.losses import softmax_cross_entropy_with_integer_labels
 from jsoftmax.sampling import sample
+from jsoftmax.segment import segment_logsumexp
+from jsoftmax.segment import segment_softmax
 from jsoftmax.simplex import centered_softmax
 from jsoftmax.simplex import centered_softmax_hessian
 from jsoftmax.simplex import centered_softmax_jacobian
@@ -25,6 +28,7 @@ __all__ = [
     "centered_softmax_hessian",
     "centered_softmax_jacobian",
     "centered_softmax_log_det",
+    "gumbel_softmax",
     "inverse_log_softmax",
     "inverse_softmax",
     "log_centered_softmax",
@@ -32,6 +36,8 @@ __all__ = [
     "logsumexp",
     "optim",
     "sample",
+    "segment_logsumexp",
+    "segment_softmax",
     "sigmoid_binary_cross_entropy",
     "softmax",
     "softmax_cross_entropy",
