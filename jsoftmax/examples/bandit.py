@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 import jsoftmax
+from jsoftmax.examples._common import Panel
 from jsoftmax.examples._common import Result
 from jsoftmax.examples._common import cli
 
@@ -44,17 +45,20 @@ def _play(key, means, temperature, steps, lr=0.2):
     return theta, jnp.cumsum(regret), policies
 
 
-def run(*, steps: int = 3000, seed: int = 0) -> Result:
+def run(*, steps: int = 3000, seed: int = 0, trace: bool = False) -> Result:
     rng = np.random.default_rng(seed)
     means = jnp.asarray(rng.normal(0, 1, 10))
     best = int(np.argmax(np.asarray(means)))
     play = jax.jit(_play, static_argnums=(3,))
-    outcomes, curves, notes = {}, {}, []
+    del trace  # the curves come with the run
+    outcomes, notes = {}, []
+    missed, regrets = {}, {}
     for t in TEMPERATURES:
         theta, regret, policies = play(jax.random.key(seed), means, t, steps)
         policy = np.asarray(jsoftmax.softmax(theta, temperature=t))
         outcomes[t] = (policy, float(regret[-1]))
-        curves[f"T = {t}: 1 - π(best)"] = list(1 - np.asarray(policies)[:, best])
+        missed[f"T = {t}"] = 1 - np.asarray(policies)[:, best]
+        regrets[f"T = {t}"] = np.asarray(regret)
         notes.append(
             f"T = {t}: π(best arm) = {policy[best]:.3f}, total regret "
             f"{float(regret[-1]):.1f} over {steps} pulls"
@@ -70,7 +74,21 @@ def run(*, steps: int = 3000, seed: int = 0) -> Result:
         tolerance=0.1,
         iterations=steps,
         notes=notes,
-        curves=curves,
+        panels=[
+            Panel(
+                "probability the policy does not pull the best arm",
+                missed,
+                ylabel="1 - π(best arm)",
+                xlabel="pull",
+            ),
+            Panel(
+                "cumulative regret (best mean - mean of the arm pulled)",
+                regrets,
+                ylabel="regret",
+                xlabel="pull",
+                log=False,
+            ),
+        ],
     )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 import jsoftmax
+from jsoftmax.examples._common import Panel
 from jsoftmax.examples._common import Result
 from jsoftmax.examples._common import cli
 from jsoftmax.examples._common import fmt
@@ -49,10 +50,13 @@ def _moment_root(lo=-10.0, hi=10.0):
     return 0.5 * (lo + hi)
 
 
-def run(*, steps: int = 25, seed: int = 0) -> Result:
-    del seed  # deterministic problem
+def run(*, steps: int = 25, seed: int = 0, trace: bool = False) -> Result:
+    del seed, trace  # deterministic problem; the curves cost nothing extra
+    beta = _moment_root()
+    reference = _gibbs(beta)
     eta, multiplier, penalty = jnp.zeros(5), 0.0, 10.0
     inner_steps = 0
+    errors, violations = [], []
     lbfgs = optax.lbfgs()
     for _ in range(steps):
         result = jsoftmax.optim.minimize(
@@ -64,13 +68,14 @@ def run(*, steps: int = 25, seed: int = 0) -> Result:
             args=(jnp.asarray(multiplier), jnp.asarray(penalty)),
         )
         eta, inner_steps = result.params, inner_steps + int(result.steps)
-        violation = float(jsoftmax.centered_softmax(eta) @ FACES - MEAN)
+        p = np.asarray(jsoftmax.centered_softmax(eta))
+        violation = float(p @ FACES - MEAN)
         multiplier += penalty * violation
+        errors.append(float(np.max(np.abs(p - reference))))
+        violations.append(abs(violation))
         if abs(violation) < 1e-13:
             break
     found = np.asarray(jsoftmax.centered_softmax(eta))
-    beta = _moment_root()
-    reference = _gibbs(beta)
     return Result(
         name="entropy",
         problem="maximum-entropy die with mean 4.5",
@@ -83,6 +88,17 @@ def run(*, steps: int = 25, seed: int = 0) -> Result:
         notes=[
             f"mean of the answer {found @ FACES:.10f}; multiplier {multiplier:.6f} "
             f"(= -β up to the sign convention)"
+        ],
+        panels=[
+            Panel(
+                "after each multiplier update (each an L-BFGS solve in eta)",
+                {
+                    "max |p - p_Gibbs|": errors,
+                    "|Σ i·p_i - 4.5| (constraint violation)": violations,
+                },
+                ylabel="error",
+                xlabel="augmented-Lagrangian (outer) iteration",
+            )
         ],
     )
 

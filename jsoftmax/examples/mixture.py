@@ -18,9 +18,11 @@ import optax
 from jax import lax
 
 import jsoftmax
+from jsoftmax.examples._common import Panel
 from jsoftmax.examples._common import Result
 from jsoftmax.examples._common import cli
 from jsoftmax.examples._common import fmt
+from jsoftmax.examples._common import trajectory
 
 MEANS = np.array([-3.0, -1.0, 1.5, 4.0])
 SCALES = np.array([0.8, 0.6, 1.0, 0.7])
@@ -43,13 +45,15 @@ def _em(log_density):
         log_r = jnp.log(w)[None, :] + log_density
         r = jnp.exp(log_r - jax.scipy.special.logsumexp(log_r, axis=-1, keepdims=True))
         new = jnp.mean(r, axis=0)
-        return new, jnp.max(jnp.abs(new - w))
+        return new, (jnp.max(jnp.abs(new - w)), new)
 
     w0 = jnp.full(log_density.shape[1], 1.0 / log_density.shape[1])
     return lax.scan(step, w0, None, length=3000)
 
 
-def run(*, steps: int = 200, seed: int = 0, samples: int = 2000) -> Result:
+def run(
+    *, steps: int = 200, seed: int = 0, samples: int = 2000, trace: bool = False
+) -> Result:
     rng = np.random.default_rng(seed)
     component = rng.choice(len(WEIGHTS), size=samples, p=WEIGHTS)
     x = rng.normal(MEANS[component], SCALES[component])
@@ -63,9 +67,33 @@ def run(*, steps: int = 200, seed: int = 0, samples: int = 2000) -> Result:
         args=(log_density,),
     )
     found = np.asarray(jsoftmax.centered_softmax(result.params))
-    reference, changes = _em(log_density)
+    reference, (changes, em_path) = _em(log_density)
     reference = np.asarray(reference)
     em_steps = int(np.argmax(np.asarray(changes) < 1e-10)) + 1
+    panels = []
+    if trace:  # L-BFGS step by step (as minimize ran it) beside EM's iterates
+        lbfgs_path = trajectory(
+            negative_log_likelihood,
+            jnp.zeros(len(WEIGHTS) - 1),
+            optax.lbfgs(),
+            steps=steps,
+            gtol=1e-11,
+            measure=lambda eta: jnp.max(
+                jnp.abs(jsoftmax.centered_softmax(eta) - reference)
+            ),
+            args=(log_density,),
+        )
+        em_distance = np.max(np.abs(np.asarray(em_path) - reference), axis=-1)
+        panels.append(
+            Panel(
+                "distance to the EM fixed point after each step",
+                {
+                    "L-BFGS through the map (gtol 1e-11)": lbfgs_path,
+                    "EM": em_distance[: max(2 * em_steps, len(lbfgs_path))],
+                },
+                ylabel="max |w - w_EM|",
+            )
+        )
     return Result(
         name="mixture",
         problem=f"weights of a 4-component Gaussian mixture, {samples} samples",
@@ -77,6 +105,7 @@ def run(*, steps: int = 200, seed: int = 0, samples: int = 2000) -> Result:
         iterations=int(result.steps),
         baselines={"EM to a change below 1e-10": em_steps},
         notes=[f"true weights {fmt(WEIGHTS, 2)}"],
+        panels=panels,
     )
 
 

@@ -15,16 +15,20 @@ import numpy as np
 import optax
 
 import jsoftmax
+from jsoftmax.examples._common import Panel
 from jsoftmax.examples._common import Result
 from jsoftmax.examples._common import cli
 from jsoftmax.examples._common import fmt
+from jsoftmax.examples._common import trajectory
 
 
 def negative_log_likelihood(eta, counts):
     return -jnp.sum(counts * jsoftmax.log_centered_softmax(eta)) / jnp.sum(counts)
 
 
-def run(*, steps: int = 200, seed: int = 0, categories: int = 6) -> Result:
+def run(
+    *, steps: int = 200, seed: int = 0, categories: int = 6, trace: bool = False
+) -> Result:
     rng = np.random.default_rng(seed)
     truth = rng.dirichlet(np.full(categories, 2.0))
     counts = jnp.asarray(rng.multinomial(1000, truth), jnp.float64)
@@ -47,6 +51,38 @@ def run(*, steps: int = 200, seed: int = 0, categories: int = 6) -> Result:
         args=(counts,),
     )
     found = np.asarray(jsoftmax.centered_softmax(lbfgs.params))
+    panels = []
+    if trace:  # the same two runs, step by step, for --plot
+        distance = lambda eta: jnp.max(  # noqa: E731
+            jnp.abs(jsoftmax.centered_softmax(eta) - reference)
+        )
+        runs = {
+            "L-BFGS through the map (gtol 1e-12)": (optax.lbfgs(), steps, 1e-12),
+            "Adam(0.1) through the map (gtol 1e-8)": (
+                optax.adam(0.1),
+                20 * steps,
+                1e-8,
+            ),
+        }
+        curves = {
+            label: trajectory(
+                negative_log_likelihood,
+                eta0,
+                tx,
+                steps=n,
+                gtol=gtol,
+                measure=distance,
+                args=(counts,),
+            )
+            for label, (tx, n, gtol) in runs.items()
+        }
+        panels.append(
+            Panel(
+                "distance to the closed-form MLE after each step",
+                curves,
+                ylabel="max |p - counts/total|",
+            )
+        )
     return Result(
         name="multinomial",
         problem=f"MLE of {categories} category probabilities from 1000 counts",
@@ -57,6 +93,7 @@ def run(*, steps: int = 200, seed: int = 0, categories: int = 6) -> Result:
         tolerance=1e-8,
         iterations=int(lbfgs.steps),
         baselines={"adam(0.1) to gtol 1e-8": int(adam.steps)},
+        panels=panels,
     )
 
 

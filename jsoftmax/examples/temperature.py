@@ -18,8 +18,10 @@ import numpy as np
 import optax
 
 import jsoftmax
+from jsoftmax.examples._common import Panel
 from jsoftmax.examples._common import Result
 from jsoftmax.examples._common import cli
+from jsoftmax.examples._common import trajectory
 
 
 def _data(seed, n=4000, classes=10):
@@ -51,12 +53,15 @@ def expected_calibration_error(logits, labels, temperature, bins=15):
     return ece
 
 
-def _golden_section(f, lo, hi, tol=1e-12):
+def _golden_section(f, lo, hi, tol=1e-12, trail=None):
+    """Minimiser of a unimodal ``f`` on ``[lo, hi]``; ``trail`` collects midpoints."""
     ratio = (np.sqrt(5) - 1) / 2
     a, b = lo, hi
     c, d = b - ratio * (b - a), a + ratio * (b - a)
     fc, fd = f(c), f(d)
     while b - a > tol:
+        if trail is not None:
+            trail.append((a + b) / 2)
         if fc < fd:
             b, d, fd = d, c, fc
             c = b - ratio * (b - a)
@@ -68,7 +73,7 @@ def _golden_section(f, lo, hi, tol=1e-12):
     return (a + b) / 2
 
 
-def run(*, steps: int = 100, seed: int = 0) -> Result:
+def run(*, steps: int = 100, seed: int = 0, trace: bool = False) -> Result:
     logits, labels = _data(seed)
     result = jsoftmax.optim.minimize(
         nll,
@@ -89,7 +94,32 @@ def run(*, steps: int = 100, seed: int = 0) -> Result:
             top + np.log(np.exp(z - top[:, None]).sum(-1)) - z[np.arange(len(y)), y]
         )
 
-    reference = 1.0 / _golden_section(nll_of_inverse, 1e-3, 10.0)
+    midpoints = []
+    reference = 1.0 / _golden_section(nll_of_inverse, 1e-3, 10.0, trail=midpoints)
+    panels = []
+    if trace:
+        lbfgs_path = trajectory(
+            nll,
+            jnp.zeros(1),
+            optax.lbfgs(),
+            steps=steps,
+            gtol=1e-12,
+            measure=lambda theta: jnp.exp(theta[0]),
+            args=(logits, labels),
+        )
+        relative = lambda t: np.abs(np.asarray(t) - reference) / reference  # noqa: E731
+        panels.append(
+            Panel(
+                "relative error of the fitted temperature after each step",
+                {
+                    "L-BFGS on log T (gtol 1e-12)": relative(lbfgs_path),
+                    "golden section on 1/T (bracket midpoint)": relative(
+                        1.0 / np.asarray(midpoints)
+                    ),
+                },
+                ylabel="|T - T_ref| / T_ref",
+            )
+        )
     before = expected_calibration_error(logits, labels, 1.0)
     after = expected_calibration_error(logits, labels, found)
     return Result(
@@ -104,6 +134,7 @@ def run(*, steps: int = 100, seed: int = 0) -> Result:
         notes=[
             f"expected calibration error: {before:.4f} at T = 1, {after:.4f} at the fit"
         ],
+        panels=panels,
     )
 
 

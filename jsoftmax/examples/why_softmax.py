@@ -21,6 +21,7 @@ import optax
 from jax import lax
 
 import jsoftmax
+from jsoftmax.examples._common import Panel
 from jsoftmax.examples._common import Result
 from jsoftmax.examples._common import cli
 
@@ -80,7 +81,8 @@ def _evaluate(probabilities, y):
     return accuracy, log_loss
 
 
-def run(*, steps: int = 600, seed: int = 0) -> Result:
+def run(*, steps: int = 600, seed: int = 0, trace: bool = False) -> Result:
+    del trace  # the curves come with the run
     rng = np.random.default_rng(seed)
     x_train, y_train = _data(rng, 600)
     x_test, y_test = _data(rng, 4000)
@@ -89,8 +91,8 @@ def run(*, steps: int = 600, seed: int = 0) -> Result:
     )
     train = jax.jit(_train, static_argnums=(0, 3, 4))
     xs, ys = jnp.asarray(x_train), jnp.asarray(y_train)
-    soft_params, _, soft_norms = train(softmax_loss, xs, ys, steps, seed)
-    l1_params, _, l1_norms = train(l1_loss, xs, ys, steps, seed)
+    soft_params, soft_losses, soft_norms = train(softmax_loss, xs, ys, steps, seed)
+    l1_params, l1_losses, l1_norms = train(l1_loss, xs, ys, steps, seed)
     soft_acc, soft_ll = _evaluate(
         jsoftmax.softmax(_scores(soft_params, x_test)), y_test
     )
@@ -123,10 +125,27 @@ def run(*, steps: int = 600, seed: int = 0) -> Result:
             f"d loss / d z_y near z_y = 0: softmax {np.asarray(grad_soft).round(3)}, "
             f"L1 {np.asarray(grad_l1).round(0)} (flips sign, grows like 1/|z_y|)",
         ],
-        curves={
-            "softmax gradient norm": list(np.asarray(soft_norms)),
-            "L1 gradient norm": list(np.asarray(l1_norms)),
-        },
+        panels=[
+            Panel(
+                "training loss (mean cross-entropy on the 600 training points)",
+                {
+                    "softmax": np.asarray(soft_losses),
+                    "L1 |z|/Σ|z|": np.asarray(l1_losses),
+                },
+                ylabel="loss",
+                xlabel="Adam step",
+                log=False,
+            ),
+            Panel(
+                "norm of the training gradient",
+                {
+                    "softmax": np.asarray(soft_norms),
+                    "L1 |z|/Σ|z|": np.asarray(l1_norms),
+                },
+                ylabel="‖∇ loss‖",
+                xlabel="Adam step",
+            ),
+        ],
     )
 
 
