@@ -2,6 +2,7 @@
 
 from jsoftmax import optim
 from jsoftmax.gumbel import gumbel_softmax
+from jsoftmax.linear_ce import linear_cross_entropy
 from jsoftmax.losses import sigmoid_binary_cross_entropy
 from jsoftmax.losses import softmax_cross_entropy
 from jsoftmax.losses import softmax_cross_entropy_with_integer_labels
@@ -31,6 +32,7 @@ __all__ = [
     "gumbel_softmax",
     "inverse_log_softmax",
     "inverse_softmax",
+    "linear_cross_entropy",
     "log_centered_softmax",
     "log_softmax",
     "logsumexp",

@@ -34,10 +34,11 @@ from jsoftmax import vocab_parallel as vp
 __all__ = ["linear_cross_entropy"]
 
 # Default block: about this many logits (N·B) per block, so one block's
-# float32 temporaries stay small next to x and w. On CPU 2^22 (16 MiB per
-# [N, B] float32 array) keeps a block's working set near the caches' scale and
-# the matmuls wide enough to run at full speed; accelerators take 4x more.
-_BLOCK_ELEMENTS = {"cpu": 1 << 22, "gpu": 1 << 24, "tpu": 1 << 24}
+# float32 temporaries stay small next to x and w. On CPU 2^20 (4 MiB per [N, B]
+# float32 array): value_and_grad at N=2048, D=512, V=32768 ran fastest at
+# B=256-512 and 5-10% slower at B=2048-4096. Accelerators take 2^24 (wider
+# matmuls; not yet measured on a device).
+_BLOCK_ELEMENTS = {"cpu": 1 << 20, "gpu": 1 << 24, "tpu": 1 << 24}
 _MIN_BLOCK = 128
 
 
@@ -70,7 +71,7 @@ class _Config(NamedTuple):
 # weight gradient's product takes x transposed once in 16 bits (XLA:CPU's
 # bfloat16 dot runs natively only on untransposed operands, otherwise x too is
 # converted to float32). bfloat16 at N=8192, D=2048, V=131072: temporary memory
-# 1220 -> about 640 MiB. Other platforms slice w directly.
+# 1220 -> 664 MiB. Other platforms slice w directly.
 def _stored(w, bits):
     return lax.bitcast_convert_type(w, jnp.uint16) if bits else w
 
@@ -338,7 +339,7 @@ def linear_cross_entropy(
       reduction: ``"mean"`` (over kept examples), ``"sum"`` or ``"none"``.
       axis_name: the ``shard_map`` axis the vocabulary is split over, or None.
       block_size: columns per block; None picks
-        :func:`default_block_size`: about ``2^22 / N`` columns on CPU and
+        :func:`default_block_size`: about ``2^20 / N`` columns on CPU and
         ``2^24 / N`` on GPU and TPU, a multiple of 128, at most ``V``.
 
     Returns:
