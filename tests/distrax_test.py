@@ -139,6 +139,7 @@ def test_dirichlet_through_the_inverse_and_back_is_the_dirichlet(distrax_broadca
     )
 
 
+@pytest.mark.slow
 def test_sample_and_log_prob(distrax_broadcasting):
     base = distrax.MultivariateNormalDiag(jnp.zeros((2, 3)))
     prior = distrax.Transformed(base, CenteredSoftmax(0.5))
@@ -149,6 +150,7 @@ def test_sample_and_log_prob(distrax_broadcasting):
     np.testing.assert_allclose(log_prob, prior.log_prob(p), rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_agrees_with_tfp_softmax_centered_after_conversion(distrax_broadcasting):
     tfp = pytest.importorskip("tensorflow_probability.substrates.jax")
     tfb = tfp.bijectors.SoftmaxCentered()

@@ -154,6 +154,7 @@ def test_dirichlet_through_the_inverse_and_back_is_the_dirichlet(numpyro_broadca
     np.testing.assert_allclose(on_eta.log_prob(eta), by_hand, rtol=1e-11)
 
 
+@pytest.mark.slow
 def test_agrees_with_tfp_softmax_centered_after_conversion():
     tfp = pytest.importorskip("tensorflow_probability.substrates.jax")
     tfb = tfp.bijectors.SoftmaxCentered()
