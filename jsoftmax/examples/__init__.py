@@ -22,6 +22,7 @@ NAMES = (
     "entropy",
     "bandit",
     "why_softmax",
+    "language_model",
 )
 
 
