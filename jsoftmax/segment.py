@@ -18,9 +18,9 @@ Per segment the arithmetic is the dense softmax's with each edge case a select
   finite entry.
 * a segment holding ``+inf``: ``z = 0`` on those entries and ``-inf``
   elsewhere; a ``-inf`` entry: ``z = -inf`` (also at ``T = inf``).
-* NaN: counted per segment by a ``segment_sum`` of ``isnan(x)``, never read off
-  ``segment_max`` (XLA:CPU's vectorised max can drop a NaN), and the whole
-  segment is set to NaN.
+* NaN: kept in ``z`` by every branch, so the segment's ``segment_sum`` of
+  ``exp z`` is NaN and so is every row divided by it. It is never read off
+  ``segment_max`` (XLA:CPU's vectorised max can drop a NaN).
 * the maxima give ``exp(0) = 1``, so the sum is ``>= 1`` except in an all
   ``-inf`` segment (0); dividing by ``max(sum, 1)`` gives it zeros.
 
@@ -78,15 +78,9 @@ class _Segments:
         )
 
 
-def _bad_segments(x, temperature, seg):
-    """True on segments holding a NaN or with a (traced) bad temperature."""
-    has_nan = seg.sum(jnp.isnan(x).astype(x.dtype)) > 0
-    return has_nan | ~(temperature >= 0)
-
-
 def _scores(x, temperature, seg):
-    """``z = (x - m)/T`` per row with the edge cases folded in, the per-segment
-    max ``m`` and the NaN flag (see the module doc)."""
+    """``z = (x - m)/T`` per row with the edge cases folded in (a NaN stays NaN in
+    every branch), and the per-segment max ``m`` (see the module doc)."""
     seg_max = seg.max(x)
     m = seg.gather(seg_max)
     half_m = jnp.where(jnp.isfinite(m), m, 0) * 0.5
@@ -94,31 +88,39 @@ def _scores(x, temperature, seg):
     # |T| turns -0.0 into 0 (2/-0.0 would be -inf); a negative T is flagged bad.
     scale = seg.gather(2 / jnp.abs(temperature))
     z = jnp.where(d == 0, 0, d * scale)
-    z = jnp.where(m == jnp.inf, jnp.where(x == jnp.inf, 0, -jnp.inf), z)
+    on_inf_segment = jnp.where(x == jnp.inf, 0, jnp.where(jnp.isnan(x), x, -jnp.inf))
+    z = jnp.where(m == jnp.inf, on_inf_segment, z)
     z = jnp.where(x == -jnp.inf, -jnp.inf, z)
-    return z, seg_max, _bad_segments(x, temperature, seg)
+    return z, seg_max
+
+
+def _sum_exp(z, temperature, seg):
+    """``Σ exp z`` per segment, NaN where the segment holds a NaN (a sum keeps
+    it, unlike XLA:CPU's max) or its temperature is (traced) negative or NaN."""
+    total = seg.sum(jnp.exp(z))
+    return jnp.where(temperature >= 0, total, jnp.nan)
 
 
 def _softmax_value(x, temperature, ids, num_segments, is_sorted):
     seg = _Segments(ids, num_segments, is_sorted, x.ndim)
-    z, _, bad = _scores(x, temperature, seg)
-    total = jnp.maximum(seg.gather(seg.sum(jnp.exp(z))), 1)
-    bad = seg.gather(bad)
-    y = jnp.where(bad, jnp.nan, jnp.exp(z) / total)
-    log_p = jnp.where(bad, jnp.nan, z - jnp.log(total))
+    z, _ = _scores(x, temperature, seg)
+    # NaN spreads from the sum to every row of its segment.
+    total = jnp.maximum(seg.gather(_sum_exp(z, temperature, seg)), 1)
+    y = jnp.exp(z) / total
+    log_p = z - jnp.log(total)
     return jnp.where(seg.valid, y, 0), jnp.where(seg.valid, log_p, -jnp.inf)
 
 
 def _logsumexp_value(x, temperature, ids, num_segments, is_sorted):
     seg = _Segments(ids, num_segments, is_sorted, x.ndim)
-    z, m, bad = _scores(x, temperature, seg)
-    log_total = jnp.log(seg.sum(jnp.exp(z)))
+    z, m = _scores(x, temperature, seg)
+    log_total = jnp.log(_sum_exp(z, temperature, seg))
     # T·log Σ is 0 when one entry carries the segment (also at T = 0 or inf);
     # an empty or all -inf segment (Σ = 0, m = -inf) is -inf at every T.
     scaled = jnp.where(log_total == 0, 0, temperature * log_total)
     finite_m = jnp.where(jnp.isfinite(m), m, 0)
     value = jnp.where(jnp.isfinite(m), finite_m + scaled, m)
-    return jnp.where(bad, jnp.nan, value)
+    return jnp.where(jnp.isnan(log_total), jnp.nan, value)
 
 
 def _derivative_scale(temperature):
@@ -330,9 +332,9 @@ def segment_softmax(
       >>> scores = jnp.sum(h[senders] * h[receivers], -1)  # one score per edge
       >>> weights = jsoftmax.segment_softmax(scores, receivers, num_segments=3)
       >>> print(weights)
-      [0.5    0.5    1.     0.2689 0.7311]
+      [1.     0.2689 0.7311 0.2689 0.7311]
       >>> print(jax.ops.segment_sum(weights[:, None] * h[senders], receivers, 3))
-      [[0.5    1.    ]
+      [[0.7311 1.    ]
        [1.     0.    ]
        [1.     0.7311]]
     """

@@ -228,7 +228,7 @@ EDGE = [
     ([1.0, inf, -inf, inf], "two +inf"),
     ([-inf], "single -inf"),
     ([], "empty"),
-    ([1.0, nan, 2.0], "nan"),
+    ([1.0, nan, 2.0, inf], "nan"),
     ([7.0], "single"),
 ]
 
