@@ -325,11 +325,11 @@ def vocab_parallel_integer_cross_entropy(
       The loss in float32 (float64 for float64 logits), the same on every device.
 
     Example:
-      >>> import jax, jax.numpy as jnp
-      >>> from jax.sharding import PartitionSpec as P
+      >>> import jax, jax.numpy as jnp, numpy as np
+      >>> from jax.sharding import Mesh, PartitionSpec as P
       >>> from jsoftmax.vocab_parallel import vocab_parallel_integer_cross_entropy
       >>> jnp.set_printoptions(precision=4)
-      >>> mesh = jax.make_mesh((2,), ("v",), devices=jax.devices()[:2])
+      >>> mesh = Mesh(np.array(jax.devices()[:2]), ("v",))
       >>> logits = jnp.array([[2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0]])
       >>> labels = jnp.array([0, 3])
       >>> loss = jax.shard_map(
