@@ -1,5 +1,6 @@
 """Root conftest: the doctests in jsoftmax/ run with the same settings as tests/."""
 
+import importlib.util
 import os
 
 os.environ["XLA_FLAGS"] = (
@@ -10,3 +11,11 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The optional bijector modules import their library: without it installed, the
+# doctest collection skips them (their tests skip with importorskip).
+collect_ignore = [
+    f"jsoftmax/{name}.py"
+    for name in ("numpyro", "distrax")
+    if importlib.util.find_spec(name) is None
+]

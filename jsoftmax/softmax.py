@@ -201,7 +201,7 @@ def logsumexp(
       5.0
       >>> value, sign = jsoftmax.logsumexp(
       ...     jnp.array([0.0, 1.0]), b=jnp.array([1.0, -1.0]), return_sign=True)
-      >>> print(value, sign)
+      >>> print(f"{value:.4f} {sign}")
       0.5413 -1.0
     """
     x, axes, temperature, mask = _prepare(x, axis, where, temperature)

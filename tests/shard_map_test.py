@@ -1,9 +1,8 @@
 """Every public function under ``jax.shard_map``, rows split over 8 CPU devices.
 
 DESIGN.md promises ``shard_map`` next to sharded ``jit``: inside the map each
-device runs the function on its own rows, so the cores' ``lax.cond`` on the
-temperature, the CPU-only chunked sum (``lax.platform_dependent``) and the
-optimization barriers must all work per shard. Values and gradients must equal
+device runs the function on its own rows, and the per-row edge selects must
+work per shard. Values and gradients must equal
 the unsharded ones, edge rows included (a NaN row poisons only its own row,
 also when it sits on another device than its neighbours).
 """
@@ -38,7 +37,11 @@ def _per_row(fn, mesh, *args):
 
 
 def _assert_same(sharded, whole, what):
-    np.testing.assert_allclose(sharded, whole, rtol=1e-13, atol=1e-300, err_msg=what)
+    # Per shard, XLA may add a row's sum in another order: equal to float64
+    # roundoff relative to the largest entry (edge entries exactly).
+    finite = np.abs(np.asarray(whole))[np.isfinite(whole)]
+    atol = 1e-14 * (finite.max() if finite.size else 1.0)
+    np.testing.assert_allclose(sharded, whole, rtol=1e-12, atol=atol, err_msg=what)
 
 
 def _cases():
@@ -55,7 +58,7 @@ def _cases():
             7,
             temps,
         ),
-        "softmax wide (chunked sum)": (
+        "softmax wide": (
             lambda x, t: jsoftmax.softmax(x, temperature=t),
             40000,
             temps,
