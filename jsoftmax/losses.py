@@ -252,9 +252,10 @@ def softmax_cross_entropy_with_integer_labels(
         )
     mask = _class_mask(where, logits.shape)
     order = batch_axes + axes
-    logits = jnp.transpose(logits, order).reshape(batch_shape + (-1,))
+    classes = (int(np.prod([logits.shape[i] for i in axes])),)
+    logits = jnp.transpose(logits, order).reshape(batch_shape + classes)
     if mask is not None:
-        mask = jnp.transpose(mask, order).reshape(batch_shape + (-1,))
+        mask = jnp.transpose(mask, order).reshape(batch_shape + classes)
     num_classes = logits.shape[-1]
     dtype = _validate.compute_dtype(logits.dtype)
     temperature = _validate.row_parameter(

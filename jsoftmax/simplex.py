@@ -370,7 +370,9 @@ def softmax_normalize(
     deviation is the population one (as ``jnp.std``). ``where`` excludes entries
     from the mean and the standard deviation; every entry is still transformed.
     A slice with zero spread maps to ``z = 0``; an all-masked slice or one holding
-    a NaN gives NaN.
+    a counted NaN gives NaN (an excluded NaN changes nothing but its own entry).
+    The statistics are taken of ``x`` scaled by a power of two, so values whose
+    squares overflow (``1e20`` in float32) normalise correctly.
 
     Args:
       x: data; statistics are taken over ``axis`` (int, tuple or None).
@@ -399,11 +401,23 @@ def softmax_normalize(
 @partial(jax.jit, static_argnums=(2, 3))
 def _normalize_jit(x, mask, axes, kind):
     xc = x.astype(_validate.compute_dtype(x.dtype))
-    weight = jnp.ones_like(xc) if mask is None else mask.astype(xc.dtype)
+    counted = jnp.ones(xc.shape, bool) if mask is None else mask
+    weight = counted.astype(xc.dtype)
     count = jnp.sum(weight, axes, keepdims=True)
-    mean = jnp.sum(weight * xc, axes, keepdims=True) / count
-    deviation = xc - mean
-    std = jnp.sqrt(jnp.sum(weight * deviation * deviation, axes, keepdims=True) / count)
+    # Statistics of x/s, s the largest counted |x| (a power of two, so exact):
+    # squares of values near 1e20 would overflow float32. Excluded entries are
+    # read as 0, so an excluded NaN does not reach the sums.
+    counted_x = jnp.where(counted, xc, 0)
+    largest = jnp.max(jnp.abs(counted_x), axes, keepdims=True, initial=0)
+    usable = (largest > 0) & (largest < jnp.inf)
+    scale = jnp.where(
+        usable, jnp.exp2(jnp.ceil(jnp.log2(jnp.where(usable, largest, 1)))), 1
+    )
+    scaled = counted_x / scale
+    mean = jnp.sum(scaled, axes, keepdims=True) / count
+    deviation = jnp.where(counted, scaled - mean, 0)
+    std = jnp.sqrt(jnp.sum(deviation * deviation, axes, keepdims=True) / count)
+    deviation = xc / scale - mean
     # Zero spread: every counted entry equals the mean, so z = 0 (not 0/0).
     z = jnp.where(std > 0, deviation / jnp.where(std > 0, std, 1), 0)
     z = jnp.where(jnp.isnan(std), jnp.nan, z)
