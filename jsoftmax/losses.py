@@ -181,6 +181,7 @@ def softmax_cross_entropy_with_integer_labels(
     ignore_index: int | None = None,
     class_weights=None,
     reduction: str = "none",
+    axis_name=None,
 ) -> jax.Array:
     r"""Cross-entropy of integer class labels under ``softmax(logits / T)``.
 
@@ -217,6 +218,13 @@ def softmax_cross_entropy_with_integer_labels(
       ignore_index: a label value to skip (e.g. ``-100``).
       class_weights: optional ``[K]`` weights.
       reduction: ``"none"``, ``"mean"`` or ``"sum"``.
+      axis_name: inside ``jax.shard_map``, the mesh axis that splits the class
+        axis (the last one): each device holds its slice of the vocabulary,
+        labels are global ids, and devices exchange only per-row statistics
+        (Megatron's vocabulary-parallel cross-entropy, see
+        :func:`jsoftmax.vocab_parallel.vocab_parallel_integer_cross_entropy`).
+        Then ``T`` must be ``> 0`` and finite, and ``where`` and
+        ``class_weights`` are not supported.
 
     Returns:
       float32 (float64 for float64 logits) loss: per example or reduced.
@@ -235,6 +243,19 @@ def softmax_cross_entropy_with_integer_labels(
       >>> print(f"{mean:.4f}")
       0.4076
     """
+    if axis_name is not None:
+        return _vocab_parallel(
+            logits,
+            labels,
+            axis,
+            where,
+            temperature,
+            label_smoothing,
+            ignore_index,
+            class_weights,
+            reduction,
+            axis_name,
+        )
     alpha = _check_label_smoothing(label_smoothing)
     reduction = _check_reduction(reduction)
     logits = _validate.as_float_array(logits, "logits")
@@ -326,6 +347,43 @@ def _int_xent_jit(
     poison = jnp.where(skip | label_live, 1, jnp.nan).astype(dtype)
     loss = jnp.where(skip, 0, loss * poison * weight)
     return _reduce(loss, weight, reduction)
+
+
+def _vocab_parallel(
+    logits,
+    labels,
+    axis,
+    where,
+    temperature,
+    label_smoothing,
+    ignore_index,
+    class_weights,
+    reduction,
+    axis_name,
+):
+    """The ``axis_name`` form: logits split along their last (class) axis."""
+    from jsoftmax.vocab_parallel import vocab_parallel_integer_cross_entropy
+
+    ndim = jnp.ndim(logits)
+    if _validate.normalize_axes(axis, ndim) != (ndim - 1,):
+        raise ValueError(
+            f"with axis_name the class axis must be the last one, got axis={axis!r}: "
+            "move it last (jnp.moveaxis) before splitting it over devices"
+        )
+    if where is not None or class_weights is not None:
+        raise ValueError(
+            "with axis_name, where and class_weights are not supported: mask "
+            "classes by setting their logits to -inf"
+        )
+    return vocab_parallel_integer_cross_entropy(
+        logits,
+        labels,
+        axis_name,
+        temperature=temperature,
+        label_smoothing=label_smoothing,
+        ignore_index=ignore_index,
+        reduction=reduction,
+    )
 
 
 def _class_mask(where, shape):

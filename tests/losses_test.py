@@ -527,3 +527,43 @@ def test_bad_arguments_name_themselves():
         int_xent(logits, jnp.array([0, 1]), class_weights=jnp.ones(4))
     with pytest.raises(ValueError, match="temperature"):
         jsoftmax.softmax_cross_entropy(logits, logits, temperature=-1.0)
+
+
+def test_integer_labels_with_axis_name_split_the_vocabulary(cpu_devices):
+    # softmax_cross_entropy_with_integer_labels(..., axis_name=) inside shard_map
+    # equals the unsharded loss, values and gradients; bad combinations raise.
+    mesh = jax.sharding.Mesh(np.array(cpu_devices), ("v",))
+    logits = jax.random.normal(jax.random.key(5), (6, 32)) * 3
+    labels = jnp.array([0, 31, 7, -100, 40, 16])
+
+    def split(x):
+        return jax.shard_map(
+            lambda s, y: jsoftmax.softmax_cross_entropy_with_integer_labels(
+                s, y, axis_name="v", ignore_index=-100, label_smoothing=0.1
+            ),
+            mesh=mesh,
+            in_specs=(P(None, "v"), P()),
+            out_specs=P(),
+        )(x, labels)
+
+    def whole(x):
+        return jsoftmax.softmax_cross_entropy_with_integer_labels(
+            x, labels, ignore_index=-100, label_smoothing=0.1
+        )
+
+    np.testing.assert_allclose(split(logits), whole(logits), rtol=1e-12)
+    kept = jnp.array([1, 1, 1, 1, 0, 1.0])  # label 40 of 32 is NaN in both
+
+    def objective(f):
+        return lambda x: jnp.sum(jnp.nan_to_num(f(x)) * kept)
+
+    np.testing.assert_allclose(
+        jax.grad(objective(split))(logits),
+        jax.grad(objective(whole))(logits),
+        rtol=1e-10,
+        atol=1e-14,
+    )
+    with pytest.raises(ValueError, match="last one"):
+        jsoftmax.softmax_cross_entropy_with_integer_labels(
+            logits, labels, axis=0, axis_name="v"
+        )
