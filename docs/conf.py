@@ -1,0 +1,81 @@
+"""Sphinx configuration: the jsoftmax documentation site.
+
+Build (warnings are errors) and run the code examples:
+
+    pip install -e '.[docs]'
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+    sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
+"""
+
+import os
+import sys
+
+# The doctests run under the settings of the test suite (../conftest.py): 8 host
+# CPU devices (a sharding example builds a Mesh of two), float64 and strict rank
+# promotion. XLA_FLAGS must be set before jax is first imported.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, os.path.abspath(".."))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import jsoftmax  # noqa: E402
+
+project = "jsoftmax"
+author = "The jsoftmax authors"
+copyright = "2025, The jsoftmax authors"
+release = jsoftmax.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "README.md"]
+
+# MyST: $...$ and $$...$$ math, ::: fences, tables as in the README.
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_heading_anchors = 3
+
+# Docstrings are Google style (Args, Returns, Example, References), as optax.
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"  # the signatures carry the defaults; Args say the types
+autodoc_default_options = {"members": False}
+
+# The docstrings cite jax.nn / optax functions with :func:; resolve them offline
+# would need their inventories (network), so they render as plain code instead.
+intersphinx_mapping = {}
+
+# Every code example runs: `sphinx-build -b doctest` runs the docstrings' `>>>`
+# blocks and the pages' doctest blocks under the settings above.
+doctest_global_setup = """
+import jax
+import jax.numpy as jnp
+import numpy as np
+import jsoftmax
+jnp.set_printoptions(precision=4)
+"""
+doctest_default_flags = (
+    __import__("doctest").ELLIPSIS
+    | __import__("doctest").NORMALIZE_WHITESPACE
+    | __import__("doctest").DONT_ACCEPT_TRUE_FOR_1
+)
+
+html_theme = "furo"
+html_title = f"jsoftmax {release}"
+html_static_path = ["_static"]
