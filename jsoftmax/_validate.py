@@ -54,30 +54,83 @@ def normalize_axes(
     means every axis."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axis = _concrete_axis(axis, name, "an int, a tuple of ints or None")
+    axes = tuple(axis) if _is_sequence(axis) else (axis,)
     out = []
     for a in axes:
-        if not isinstance(a, (int, np.integer)):
-            raise TypeError(
-                f"{name} must be an int, a tuple of ints or None, got {axis!r}"
-            )
+        _check_axis_entry(a, axis, name, "an int, a tuple of ints or None")
         if not -ndim <= a < ndim:
             raise ValueError(
-                f"{name}={axis!r} is out of range for an array of rank {ndim}"
+                f"{name}={plain(axis)} is out of range for an array of rank {ndim}"
             )
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
-        raise ValueError(f"{name}={axis!r} repeats an axis")
+        raise ValueError(f"{name}={plain(axis)} repeats an axis")
     return tuple(out) if keep_order else tuple(sorted(out))
 
 
 def normalize_axis(axis: int, ndim: int, name: str = "axis") -> int:
     """One non-negative axis (for maps that change the length along it)."""
-    if not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {axis!r}")
+    axis = _concrete_axis(axis, name, "one int")
+    if _is_sequence(axis):
+        raise TypeError(
+            f"{name} must be one int here (this function works along a single "
+            f"axis), got {plain(axis)}"
+        )
+    _check_axis_entry(axis, axis, name, "an int")
     if not -ndim <= axis < ndim:
-        raise ValueError(f"{name}={axis!r} is out of range for an array of rank {ndim}")
+        raise ValueError(
+            f"{name}={plain(axis)} is out of range for an array of rank {ndim}"
+        )
     return int(axis) % ndim
+
+
+def _concrete_axis(axis, name: str, expected: str):
+    """``axis`` with a concrete integer array turned into an int or a list of
+    ints; a traced axis (one passed as an argument of a jitted function) raises
+    a ``TypeError`` that says how to make it static."""
+    if isinstance(axis, jax.core.Tracer) or (
+        isinstance(axis, (tuple, list))
+        and any(isinstance(a, jax.core.Tracer) for a in axis)
+    ):
+        raise TypeError(
+            f"{name} is a traced value: it decides which axes are reduced, so it "
+            "must be known when the function is traced. When jitting a jsoftmax "
+            f"function, mark {name} static, e.g. "
+            f'jax.jit(jsoftmax.softmax, static_argnames="{name}"), or bind it: '
+            f"jax.jit(functools.partial(jsoftmax.softmax, {name}=1)); in your own "
+            f"jitted function, make the argument that carries {name} static the "
+            "same way"
+        )
+    if isinstance(axis, (np.ndarray, jax.Array)):
+        if not jnp.issubdtype(axis.dtype, jnp.integer) or axis.ndim > 1:
+            raise TypeError(
+                f"{name} must be {expected}, got an array of dtype {axis.dtype} "
+                f"and shape {axis.shape}"
+            )
+        return np.asarray(axis).tolist()
+    return axis
+
+
+def _is_sequence(axis) -> bool:
+    return isinstance(axis, Sequence) and not isinstance(axis, (str, bytes))
+
+
+def _check_axis_entry(a, axis, name: str, expected: str) -> None:
+    """Raise a ``TypeError`` naming ``name`` unless ``a`` is an int."""
+    if isinstance(a, (int, np.integer)):
+        return
+    message = f"{name} must be {expected}, got {plain(axis)}"
+    if isinstance(a, (float, np.floating)) and float(a).is_integer():
+        fixed = (
+            int(a)
+            if a is axis
+            else tuple(
+                int(b) if isinstance(b, (float, np.floating)) else b for b in axis
+            )
+        )
+        message += f": pass {name}={plain(fixed)}"
+    raise TypeError(message)
 
 
 def keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -90,22 +143,25 @@ def is_concrete(value) -> bool:
 
 def nonnegative(host: np.ndarray) -> str | None:
     """The temperature's rule: ``>= 0`` and not NaN (``inf`` allowed)."""
-    if np.isnan(host).any() or (host < 0).any():
-        return f"must be >= 0 and not NaN, got {_short(host)}"
+    bad = np.isnan(host) | (host < 0)
+    if bad.any():
+        return f"must be >= 0 and not NaN, got {_short(host, bad)}"
     return None
 
 
 def finite(host: np.ndarray) -> str | None:
     """The forward maps' scale: any finite value (0 gives the uniform point)."""
-    if not np.isfinite(host).all():
-        return f"must be finite, got {_short(host)}"
+    bad = ~np.isfinite(host)
+    if bad.any():
+        return f"must be finite, got {_short(host, bad)}"
     return None
 
 
 def finite_nonzero(host: np.ndarray) -> str | None:
     """The inverse maps' scale: finite and not 0 (they divide by it)."""
-    if not np.isfinite(host).all() or (host == 0).any():
-        return f"must be finite and nonzero, got {_short(host)}"
+    bad = ~np.isfinite(host) | (host == 0)
+    if bad.any():
+        return f"must be finite and nonzero, got {_short(host, bad)}"
     return None
 
 
@@ -117,7 +173,18 @@ def row_parameter(value, shape, axes, dtype, name: str, *, check=nonnegative):
     array of full rank, so strict rank promotion never trips. A concrete value
     that ``check`` rejects raises ``ValueError`` naming ``name``.
     """
-    value = jnp.asarray(value) if not isinstance(value, jax.Array) else value
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a real number or array, got {plain(value)}"
+            + _number_hint(value, name)
+        )
+    if not isinstance(value, jax.Array):
+        try:
+            value = jnp.asarray(value)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"{name} must be a real number or array, got {plain(value):.80}"
+            ) from error
     if not jnp.issubdtype(value.dtype, jnp.floating) and not jnp.issubdtype(
         value.dtype, jnp.integer
     ):
@@ -174,9 +241,42 @@ def _broadcasts_to(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:
     return all(s in (1, d) for s, d in zip(src, dst, strict=True))
 
 
-def _short(host: np.ndarray) -> str:
+def _number_hint(value, name: str) -> str:
+    """How to fix a ``None`` or string where a number belongs."""
+    if isinstance(value, str):
+        try:
+            return f": pass the number, {name}={float(value)!r}"
+        except ValueError:
+            pass
+    return f": pass a number ({name}=1.0 leaves it unscaled)"
+
+
+def plain(value) -> str:
+    """``value`` as a user wrote it: ``-1.0``, ``(0, 1)``, not ``np.float32(-1.0)``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(plain(v) for v in value)
+        if isinstance(value, list):
+            return f"[{inner}]"
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
+
+
+def _short(host: np.ndarray, bad: np.ndarray | None = None) -> str:
+    """A rejected value for a message: the scalar itself, the first entry of an
+    array that ``bad`` flags, or (without ``bad``) the array's range."""
+    if host.size == 1:
+        return plain(host.reshape(()).item())
+    if bad is None:
+        if np.isnan(host).any():
+            return f"an array of shape {host.shape} holding NaN"
+        return (
+            f"an array of shape {host.shape} with min {plain(host.min().item())} "
+            f"and max {plain(host.max().item())}"
+        )
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
     return (
-        repr(host.item())
-        if host.size == 1
-        else f"an array with min {np.nanmin(host)!r}"
+        f"{plain(host[index].item())} at index {plain(index)} of an array of shape "
+        f"{host.shape}"
     )

@@ -16,6 +16,7 @@ gradient, and nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import jax
@@ -73,7 +74,7 @@ def _reduce(loss, weight, reduction):
 def softmax_cross_entropy(
     logits,
     labels,
-    axis: _validate.Axis = -1,
+    axis: int | Sequence[int] | None = -1,
     where=None,
     *,
     temperature=1.0,
@@ -269,7 +270,7 @@ def softmax_cross_entropy_with_integer_labels(
     if labels.shape != batch_shape:
         raise ValueError(
             f"labels of shape {labels.shape} must have the batch shape {batch_shape} "
-            f"(logits {logits.shape} without axis {axis!r})"
+            f"(logits {logits.shape} without axis {_validate.plain(axis)})"
         )
     mask = _class_mask(where, logits.shape)
     order = batch_axes + axes
@@ -367,7 +368,8 @@ def _vocab_parallel(
     ndim = jnp.ndim(logits)
     if _validate.normalize_axes(axis, ndim) != (ndim - 1,):
         raise ValueError(
-            f"with axis_name the class axis must be the last one, got axis={axis!r}: "
+            "with axis_name the class axis must be the last one, got "
+            f"axis={_validate.plain(axis)}: "
             "move it last (jnp.moveaxis) before splitting it over devices"
         )
     if where is not None or class_weights is not None:
@@ -458,6 +460,12 @@ def sigmoid_binary_cross_entropy(logits, labels) -> jax.Array:
     """
     logits = _validate.as_float_array(logits, "logits")
     labels = _validate.as_float_array(labels, "labels")
+    if not _validate.broadcasts(labels.shape, logits.shape):
+        raise ValueError(
+            f"labels of shape {labels.shape} do not broadcast to logits of shape "
+            f"{logits.shape}: give labels the shape of logits, or one that "
+            "broadcasts to it (size-1 or missing leading axes)"
+        )
     dtype = _validate.compute_dtype(logits.dtype)
     x = logits.astype(dtype)
     y = jnp.broadcast_to(labels.astype(dtype), x.shape)

@@ -17,6 +17,7 @@ maps are differences of logs, whose derivatives are ``(dp_i/p_i - dp_0/p_0)/λ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import jax
@@ -356,7 +357,7 @@ _KINDS = ("logistic", "tanh")
 
 
 def softmax_normalize(
-    x, axis: _validate.Axis = 0, where=None, *, kind: str = "logistic"
+    x, axis: int | Sequence[int] | None = 0, where=None, *, kind: str = "logistic"
 ):
     r"""Squash data by its z-score: the "softmax normalisation" of a feature.
 

@@ -73,7 +73,9 @@ def _weighted_logsumexp_jit(x, b, temperature, axes, mask, keepdims, return_sign
     return value.astype(x.dtype), sign.astype(x.dtype)
 
 
-def softmax(x, axis: Axis = -1, where=None, *, temperature=1.0) -> jax.Array:
+def softmax(
+    x, axis: int | Sequence[int] | None = -1, where=None, *, temperature=1.0
+) -> jax.Array:
     r"""Softmax with temperature, safe at ``±inf``, NaN and masked rows.
 
     .. math::
@@ -119,7 +121,9 @@ def softmax(x, axis: Axis = -1, where=None, *, temperature=1.0) -> jax.Array:
     return _softmax_jit(x, temperature, axes, mask)
 
 
-def log_softmax(x, axis: Axis = -1, where=None, *, temperature=1.0) -> jax.Array:
+def log_softmax(
+    x, axis: int | Sequence[int] | None = -1, where=None, *, temperature=1.0
+) -> jax.Array:
     r"""Log-softmax with temperature, finite wherever the log-probability is.
 
     .. math::
@@ -155,7 +159,7 @@ def log_softmax(x, axis: Axis = -1, where=None, *, temperature=1.0) -> jax.Array
 
 def logsumexp(
     x,
-    axis: Axis = -1,
+    axis: int | Sequence[int] | None = -1,
     b=None,
     keepdims: bool = False,
     return_sign: bool = False,
