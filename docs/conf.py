@@ -38,7 +38,6 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.doctest",
-    "sphinx.ext.intersphinx",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -55,11 +54,12 @@ napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"  # the signatures carry the defaults; Args say the types
-autodoc_default_options = {"members": False}
 
-# The docstrings cite jax.nn / optax functions with :func:; resolve them offline
-# would need their inventories (network), so they render as plain code instead.
-intersphinx_mapping = {}
+# Every cross-reference must resolve (with -W a broken one fails the build),
+# except those to jax and optax: their inventories would need the network, so
+# those render as code without a link.
+nitpicky = True
+nitpick_ignore_regex = [(r"py:.*", r"(jax|optax)\..*")]
 
 # Every code example runs: `sphinx-build -b doctest` runs the docstrings' `>>>`
 # blocks and the pages' doctest blocks under the settings above.

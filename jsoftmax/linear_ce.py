@@ -339,8 +339,8 @@ def linear_cross_entropy(
       reduction: ``"mean"`` (over kept examples), ``"sum"`` or ``"none"``.
       axis_name: the ``shard_map`` axis the vocabulary is split over, or None.
       block_size: columns per block; None picks
-        :func:`default_block_size`: about ``2^20 / N`` columns on CPU and
-        ``2^24 / N`` on GPU and TPU, a multiple of 128, at most ``V``.
+        ``jsoftmax.linear_ce.default_block_size``: about ``2^20 / N`` columns
+        on CPU and ``2^24 / N`` on GPU and TPU, a multiple of 128, at most ``V``.
 
     Returns:
       float32 loss (float64 for float64 inputs): a scalar, or the shape of
