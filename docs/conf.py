@@ -10,19 +10,20 @@ Build (warnings are errors) and run the code examples:
 import os
 import sys
 
-# The doctests run under the settings of the test suite (../conftest.py): 8 host
-# CPU devices (a sharding example builds a Mesh of two), float64 and strict rank
-# promotion. XLA_FLAGS must be set before jax is first imported.
+# The doctests run with the test suite's devices and precision (../conftest.py):
+# 8 host CPU devices (a sharding example builds a Mesh of two) and float64. Rank
+# promotion stays at jax's default, as for a user (distrax's samplers broadcast
+# by rank). XLA_FLAGS must be set before jax is first imported.
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.abspath(".."))
+sys.path.insert(0, os.path.abspath("_ext"))  # bench_tables: tables from bench/results
 
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import jsoftmax  # noqa: E402
 
@@ -38,6 +39,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.doctest",
+    "bench_tables",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
