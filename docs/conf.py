@@ -7,6 +7,7 @@ Build (warnings are errors) and run the code examples:
     sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
 """
 
+import doctest
 import os
 import sys
 
@@ -29,7 +30,7 @@ import jsoftmax  # noqa: E402
 
 project = "jsoftmax"
 author = "The jsoftmax authors"
-copyright = "2025, The jsoftmax authors"
+copyright = "The jsoftmax authors"
 release = jsoftmax.__version__
 version = release
 
@@ -73,9 +74,7 @@ import jsoftmax
 jnp.set_printoptions(precision=4)
 """
 doctest_default_flags = (
-    __import__("doctest").ELLIPSIS
-    | __import__("doctest").NORMALIZE_WHITESPACE
-    | __import__("doctest").DONT_ACCEPT_TRUE_FOR_1
+    doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE | doctest.DONT_ACCEPT_TRUE_FOR_1
 )
 
 html_theme = "furo"
