@@ -24,11 +24,11 @@ from jsoftmax import _rows
 
 
 def _parts(x, temperature, axes):
-    """``x`` widened, its row max ``m``, the temperature terms and ``z``."""
-    m = _rows.row_max(x, axes)
-    xc = _rows.widened(x)
-    temp = _rows.temperature_terms(temperature, xc.dtype)
-    return xc, m, temp, _rows.scaled_logits(xc, m, temp)
+    """``h = x/2`` widened, its row max ``m``, the temperature terms and ``z``."""
+    h = _rows.halved(x)
+    m = _rows.row_max(h, axes)
+    temp = _rows.temperature_terms(temperature, h.dtype)
+    return h, m, temp, _rows.scaled_logits(h, m, temp)
 
 
 # --------------------------------------------------------------------------- #
@@ -37,10 +37,10 @@ def _parts(x, temperature, axes):
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def softmax_core(x, temperature, axes):
     """Probabilities in ``x``'s dtype."""
-    _, _, temp, z = _parts(x, temperature, axes)
+    _, m, temp, z = _parts(x, temperature, axes)
     unnormalized = jnp.exp(z)
-    total = jnp.sum(unnormalized, axes, keepdims=True) + temp.poison
-    return (unnormalized * _rows.inverse_total(total)).astype(x.dtype)
+    total = jnp.sum(unnormalized, axes, keepdims=True)
+    return _rows.normalized(unnormalized, total, m, temp).astype(x.dtype)
 
 
 @partial(softmax_core.defjvp, symbolic_zeros=True)
@@ -51,12 +51,16 @@ def _softmax_jvp(axes, primals, tangents):
     y = softmax_core(x, temperature, axes)
     if _rows.no_tangent(tangents):
         return y, jnp.zeros_like(y)
-    yc = _rows.widened(y)
+    # The rule reads y in its own dtype: the barrier keeps XLA from reading
+    # the float32 y from before the cast instead (its excess-precision
+    # rewrite), which wrote a float32 logits-sized residual for 16-bit x.
+    narrow = _rows.widened(y).dtype != y.dtype
+    yc = _rows.widened(jax.lax.optimization_barrier(y) if narrow else y)
     log_p = None
     if not isinstance(tangents[1], SymbolicZero):
         log_p = _rows.widened(log_softmax_core(x, temperature, axes))
     u = _rows.direction(log_p, tangents[0], tangents[1], yc.dtype)
-    scale = _rows.derivative_scale(temperature, _rows.row_max(x, axes))
+    scale = _rows.derivative_scale(temperature, _rows.row_max(_rows.halved(x), axes))
     tangent = yc * (scale * _rows.log_softmax_tangent(u, yc, axes))
     return y, tangent.astype(y.dtype)
 
@@ -66,24 +70,28 @@ def _softmax_jvp(axes, primals, tangents):
 # --------------------------------------------------------------------------- #
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def log_softmax_core(x, temperature, axes):
-    """Log-probabilities in ``x``'s dtype: ``z - log1p((top - 1) + rest)``."""
-    xc, m, temp, z = _parts(x, temperature, axes)
-    top, rest = _rows.split_sums(xc, m, z, temp, axes)
-    return (z - _rows.log_total(top, rest)).astype(x.dtype)
+    """Log-probabilities in ``x``'s dtype: ``z - log Σ exp z``."""
+    _, m, temp, z = _parts(x, temperature, axes)
+    return _rows.log_p(z, _rows.row_sum(z, axes), m, temp).astype(x.dtype)
 
 
 @partial(log_softmax_core.defjvp, symbolic_zeros=True)
 def _log_softmax_jvp(axes, primals, tangents):
-    # Own rule: tail-exact, and 0 (not 1) at entries whose log p stays -inf.
+    # Own rule: 0 (not 1) at entries whose log p stays -inf, 0 on +inf rows
+    # and at T = 0, an exact d/dT. It is the plain u - <p, u>: keeping the
+    # dominant entry's tail (as the softmax's rule does) needs a sum of
+    # p over the other entries, one more read of log p in the backward (1.17x
+    # jax.nn's bytes on H100, python -m bench accel); log p's own value
+    # rounds the tail away at that entry anyway.
     x, temperature = primals
     log_p = log_softmax_core(x, temperature, axes)
     if _rows.no_tangent(tangents):
         return log_p, jnp.zeros_like(log_p)
     lp = _rows.widened(log_p)
     u = _rows.direction(lp, tangents[0], tangents[1], lp.dtype)
-    scale = _rows.derivative_scale(temperature, _rows.row_max(x, axes))
-    tangent = scale * _rows.log_softmax_tangent(u, jnp.exp(lp), axes)
-    tangent = jnp.where(lp == -jnp.inf, 0, tangent)
+    scale = _rows.derivative_scale(temperature, _rows.row_max(_rows.halved(x), axes))
+    along_p = jnp.sum(jnp.exp(lp) * u, axes, keepdims=True)
+    tangent = jnp.where(lp == -jnp.inf, 0, scale * (u - along_p))
     return log_p, tangent.astype(log_p.dtype)
 
 
@@ -93,12 +101,13 @@ def _log_softmax_jvp(axes, primals, tangents):
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def logsumexp_core(x, temperature, axes):
     """Keepdims ``T·log Σ exp(x/T)`` in the compute dtype."""
-    xc, m, temp, z = _parts(x, temperature, axes)
-    log_total = _rows.log_total(*_rows.split_sums(xc, m, z, temp, axes))
-    t = jnp.asarray(temperature, xc.dtype)
+    _, m, temp, z = _parts(x, temperature, axes)
+    log_total = jnp.log(_rows.row_sum(z, axes))
+    t = jnp.asarray(temperature, m.dtype)
     # T·log Σ is 0 where one entry carries the row, also at T = 0 or inf
-    # (0·inf would be NaN), and in an all -inf row (value -inf).
-    return m + jnp.where(log_total == 0, 0, t * log_total)
+    # (0·inf would be NaN), and in an all -inf row (value -inf). m is max/2.
+    keep_max = (log_total == 0) | (m == -jnp.inf)
+    return 2 * m + jnp.where(keep_max, temp.poison, t * log_total)
 
 
 @partial(logsumexp_core.defjvp, symbolic_zeros=True)
@@ -110,7 +119,7 @@ def _logsumexp_jvp(axes, primals, tangents):
     value = logsumexp_core(x, temperature, axes)
     if _rows.no_tangent(tangents):
         return value, jnp.zeros_like(value)
-    keep = _rows.row_max(x, axes) != jnp.inf
+    keep = _rows.row_max(_rows.halved(x), axes) != jnp.inf
     y = _rows.widened(softmax_core(x, temperature, axes))
     tangent = jnp.zeros_like(value)
     if not isinstance(tangent_x, SymbolicZero):
@@ -129,15 +138,15 @@ def _logsumexp_jvp(axes, primals, tangents):
 def _weighted_parts(x, b, temperature, axes):
     """``m``, ``z``, the weighted terms ``b·exp z`` and their row sum ``S``.
     Entries with ``b = 0`` are left out, as if masked."""
-    xc = _rows.widened(x)
-    b = b.astype(xc.dtype)
-    xc = jnp.where(b == 0, -jnp.inf, xc)
-    m = _rows.row_max(xc, axes)
-    temp = _rows.temperature_terms(temperature, xc.dtype)
-    z = _rows.scaled_logits(xc, m, temp)
+    h = _rows.halved(x)
+    b = b.astype(h.dtype)
+    h = jnp.where(b == 0, -jnp.inf, h)
+    m = _rows.row_max(h, axes)
+    temp = _rows.temperature_terms(temperature, h.dtype)
+    z = _rows.scaled_logits(h, m, temp)
     terms = b * jnp.exp(z)
-    total = jnp.sum(terms, axes, keepdims=True) + temp.poison
-    return m, z, terms, total
+    total = jnp.sum(terms, axes, keepdims=True)
+    return 2 * m, z, terms, total
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
@@ -148,7 +157,8 @@ def weighted_logsumexp_core(x, b, temperature, axes):
     log_abs = jnp.log(jnp.abs(total))
     t = jnp.asarray(temperature, m.dtype)
     value = m + jnp.where(log_abs == 0, 0, t * log_abs)
-    return jnp.where(total == 0, -jnp.inf, value), jnp.sign(total)
+    empty = (total == 0) | _rows.dead_row(m)
+    return jnp.where(empty, -jnp.inf, value), jnp.where(empty, 0, jnp.sign(total))
 
 
 @partial(weighted_logsumexp_core.defjvp, symbolic_zeros=True)
@@ -162,7 +172,7 @@ def _weighted_logsumexp_jvp(axes, primals, tangents):
     if _rows.no_tangent(tangents):
         return (value, sign), (tangent, jnp.zeros_like(sign))
     m, z, terms, total = _weighted_parts(x, b, temperature, axes)
-    live = (m != jnp.inf) & (total != 0)
+    live = (m != jnp.inf) & (total != 0) & ~_rows.dead_row(m)
     inverse = jnp.where(live, 1 / jnp.where(total == 0, 1, total), 0)
     weights = terms * inverse
     if not isinstance(tangent_x, SymbolicZero):

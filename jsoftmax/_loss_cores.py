@@ -21,29 +21,33 @@ from jsoftmax import _rows
 
 
 def _normalizer(x, temperature, axes):
-    """``x`` widened, the row max, the temperature terms, ``z`` and ``log Σ``."""
-    m = _rows.row_max(x, axes)
-    xc = _rows.widened(x)
-    temp = _rows.temperature_terms(temperature, xc.dtype)
-    z = _rows.scaled_logits(xc, m, temp)
-    log_total = _rows.log_total(*_rows.split_sums(xc, m, z, temp, axes))
-    return xc, m, temp, z, log_total
+    """``h = x/2`` widened, its row max, the temperature terms, ``z``, ``log Σ``."""
+    h = _rows.halved(x)
+    m = _rows.row_max(h, axes)
+    temp = _rows.temperature_terms(temperature, h.dtype)
+    z = _rows.scaled_logits(h, m, temp)
+    return h, m, temp, z, _rows.row_sum(z, axes)
 
 
-def _probabilities(z, log_total):
-    # 0 at dead entries and in all -inf rows (z = -inf, log Σ = 0).
-    return jnp.exp(z - log_total)
+def _probabilities(z, total, m, temp):
+    # 0 at dead entries and in all -inf rows.
+    return jnp.exp(_rows.log_p(z, total, m, temp))
+
+
+def _neg_log_p(z, total, m, temp):
+    # +inf at dead entries and in all -inf rows.
+    return -_rows.log_p(z, total, m, temp)
 
 
 # --------------------------------------------------------------------------- #
 # Probability labels
 # --------------------------------------------------------------------------- #
 def _xent_parts(x, labels, temperature, axes):
-    _, m, _, z, log_total = _normalizer(x, temperature, axes)
-    neg_log_p = log_total - z  # >= 0, +inf at dead entries
+    _, m, temp, z, total = _normalizer(x, temperature, axes)
+    neg_log_p = _neg_log_p(z, total, m, temp)  # >= 0, +inf at dead entries
     # y = 0 adds 0 even where -log p = inf; y > 0 there gives +inf.
     terms = jnp.where(labels == 0, 0, labels * neg_log_p)
-    return jnp.sum(terms, axes, keepdims=True), m, z, log_total, neg_log_p
+    return jnp.sum(terms, axes, keepdims=True), m, z, total, neg_log_p, temp
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
@@ -58,11 +62,11 @@ def _xent_jvp(axes, primals, tangents):
     # the value is +inf; no 0·inf in the label or temperature directions.
     x, labels, temperature = primals
     tangent_x, tangent_labels, tangent_t = tangents
-    loss, m, z, log_total, neg_log_p = _xent_parts(x, labels, temperature, axes)
+    loss, m, z, total, neg_log_p, temp = _xent_parts(x, labels, temperature, axes)
     tangent = jnp.zeros_like(loss)
     if _rows.no_tangent(tangents):
         return loss, tangent
-    p = _probabilities(z, log_total)
+    p = _probabilities(z, total, m, temp)
     mass = jnp.sum(labels, axes, keepdims=True)
     alive_labels = jnp.where(neg_log_p == jnp.inf, 0, labels)
     scale = _rows.derivative_scale(temperature, m)
@@ -96,15 +100,16 @@ def gather_label(values, label):
 
 def _int_xent_parts(x, label, live, smooth_weight, temperature, alpha):
     axes = (x.ndim - 1,)
-    xc, m, temp, z, log_total = _normalizer(x, temperature, axes)
+    _, m, temp, z, total = _normalizer(x, temperature, axes)
     # The label's z by the row's own arithmetic: equal to z there bit for bit.
-    z_label = _rows.scaled_logits(gather_label(xc, label), m, temp)
-    loss = log_total - z_label
+    # Gathered from x itself, so that only the label's entry is read.
+    z_label = _rows.scaled_logits(_rows.halved(gather_label(x, label)), m, temp)
+    loss = _neg_log_p(z_label, total, m, temp)
     if alpha:
         # Σ_live (α/K)(log Σ - z): +inf if a live class has a -inf logit.
-        terms = jnp.where(live == 0, 0, log_total - z)
+        terms = jnp.where(live == 0, 0, _neg_log_p(z, total, m, temp))
         loss = (1 - alpha) * loss + smooth_weight * jnp.sum(terms, axes, keepdims=True)
-    return loss, m, z, log_total, z_label
+    return loss, m, z, total, z_label, temp
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(5,))
@@ -125,16 +130,17 @@ def _int_xent_jvp(alpha, primals, tangents):
     x, label, live, smooth_weight, temperature = primals
     tangent_x, tangent_t = tangents[0], tangents[4]
     axes = (x.ndim - 1,)
-    loss, m, z, log_total, z_label = _int_xent_parts(
+    loss, m, z, total, z_label, temp = _int_xent_parts(
         x, label, live, smooth_weight, temperature, alpha
     )
     tangent = jnp.zeros_like(loss)
     if isinstance(tangent_x, SymbolicZero) and isinstance(tangent_t, SymbolicZero):
         return loss, tangent
-    p = _probabilities(z, log_total)
+    p = _probabilities(z, total, m, temp)
     # The target y' counts only where z is finite (dead entries keep z = -inf
     # whatever x and T do): one factor per row for the label.
-    label_alive = jnp.where(z_label == -jnp.inf, 0, 1 - alpha).astype(z.dtype)
+    label_dead = _neg_log_p(z_label, total, m, temp) == jnp.inf
+    label_alive = jnp.where(label_dead, 0, 1 - alpha).astype(z.dtype)
 
     def against_target(v):
         if x.dtype == z.dtype:
@@ -149,7 +155,8 @@ def _int_xent_jvp(alpha, primals, tangents):
                 jnp.where(classes == label, v, 0), axes, keepdims=True
             )
         if alpha:
-            spread = jnp.where((live == 0) | (z == -jnp.inf), 0, v)
+            dead = _neg_log_p(z, total, m, temp) == jnp.inf
+            spread = jnp.where((live == 0) | dead, 0, v)
             picked = picked + smooth_weight * jnp.sum(spread, axes, keepdims=True)
         return picked
 

@@ -8,19 +8,19 @@ One "row" is a slice of ``x`` along the reduced axes. Every core computes
 * row sums of ``exp z``, which carry any NaN of the row: a NaN entry has a NaN
   ``z`` whatever ``m`` is, and a sum of a NaN is NaN on every backend.
 
-How the edges fold in, with ``d = x/2 - m/2`` (never overflows, unlike
-``x - m`` in a row spanning more than the float range, and ``2d == x - m``
-exactly wherever ``x - m`` is representable):
+How the edges fold in, with ``h = x/2``, ``m`` its row max and ``d = h - m``
+(never overflows, unlike ``x - max`` in a row spanning more than the float
+range, and ``2d == x - max`` exactly wherever that is representable):
 
 =====================================  ======================================
 entry                                  ``z``
 =====================================  ======================================
-``x == m`` (the max, ties, ``+inf``    0, or ``-inf`` when the row is all
-entries of a ``+inf`` row)             ``-inf`` (``m == -inf``)
+``h == m`` (the max, ties, ``+inf``    0; an all ``-inf`` row (``m ==
+entries of a ``+inf`` row)             -inf``) is zeroed in the outputs
 ``d == -inf`` (``-inf`` logits, the    ``-inf``
 finite entries of a ``+inf`` row)
 ``T == 0`` (``-0.0`` too) and          ``-inf``: the hard max, whatever the
-``x < m``                              gap
+``h < m``                              gap
 otherwise                              ``(d·c)·(2/(T·c))``, ``c`` a power of
                                        two that keeps ``2/(T·c)`` normal for
                                        huge ``T`` (XLA turns ``/T`` into
@@ -30,8 +30,10 @@ NaN ``x`` (or NaN ``m``)               NaN
 =====================================  ======================================
 
 At ``T = inf`` the last line gives ``0`` for every finite ``d`` (uniform over
-the live entries). A negative or NaN ``T`` (possible only when traced) adds NaN
-to the row sums, so the whole row is NaN.
+the live entries). A negative or NaN ``T`` (possible only when traced) makes the
+max entries' ``z`` NaN, and so the row sums and the whole row. Subnormal
+logits closer than their own spacing may halve to the same ``h`` and then
+count as tied (on backends that flush subnormals they are 0 anyway).
 """
 
 from __future__ import annotations
@@ -57,11 +59,17 @@ def widened(x):
     return x.astype(_validate.compute_dtype(x.dtype))
 
 
-def row_max(x, axes):
-    """Max over ``axes`` (keepdims) in the compute dtype; ``-inf`` for an empty
-    axis. Taken in ``x``'s own dtype (exact) and widened after."""
-    init = np.asarray(-np.inf, x.dtype)
-    return widened(jnp.expand_dims(lax.reduce(x, init, lax.max, axes), axes))
+def halved(x):
+    """``h = x/2`` in the compute dtype: exact (up to subnormals), and a
+    difference of two halves never overflows."""
+    return widened(x) * 0.5
+
+
+def row_max(values, axes):
+    """Max over ``axes`` (keepdims); ``-inf`` for an empty axis. Its NaN
+    handling is never relied upon (XLA:CPU's vectorised max can drop a NaN)."""
+    init = np.asarray(-np.inf, values.dtype)
+    return jnp.expand_dims(lax.reduce(values, init, lax.max, axes), axes)
 
 
 class Temperature(NamedTuple):
@@ -84,45 +92,55 @@ def temperature_terms(temperature, dtype) -> Temperature:
     return Temperature(t == 0, prescale, rate, poison)
 
 
-def scaled_logits(x, m, temp: Temperature):
-    """``z = (x - m)/T`` with the edges of the module doc, elementwise in ``x``.
+def scaled_logits(h, m, temp: Temperature):
+    """``z = (x - max)/T`` with the edges of the module doc, elementwise in ``h``.
 
-    ``x`` and ``m`` in the compute dtype; ``m`` the row max (keepdims) or, for
-    one gathered entry per row (the losses' label), that row's max: the same
-    arithmetic then gives the row's own ``z`` bit for bit.
+    ``h = x/2`` (:func:`halved`) and ``m`` its row max (keepdims); or one
+    gathered ``h`` per row (the losses' label) with that row's ``m``: the same
+    arithmetic then gives the row's own ``z`` bit for bit. No operation
+    touches ``m`` or ``T`` alone but the broadcast, so XLA fuses everything
+    into the passes that read ``x`` (on an H100 small rows become one Triton
+    softmax kernel, as ``jax.nn``'s do).
     """
-    half_gap = x * 0.5 - m * 0.5
-    z = (half_gap * temp.prescale) * temp.rate
-    dead = (half_gap == -jnp.inf) | (temp.hard & (x < m))
-    top = jnp.where(m == -jnp.inf, -jnp.inf, 0).astype(x.dtype)
-    return jnp.where(x == m, top, jnp.where(dead, -jnp.inf, z))
+    gap = h - m  # (x - max)/2
+    z = (gap * temp.prescale) * temp.rate
+    dead = (gap == -jnp.inf) | (temp.hard & (h < m))
+    # The max entries: 0 (NaN for an invalid T, poisoning the row sums). In
+    # an all -inf row every entry is a max entry: callers read such a row off
+    # m == -inf in their output (dead_row), where XLA fuses it.
+    return jnp.where(h == m, temp.poison, jnp.where(dead, -jnp.inf, z))
 
 
-def split_sums(x, m, z, temp: Temperature, axes):
-    """``Σ exp z`` over the row's max entries and over the rest (keepdims).
+def row_sum(z, axes):
+    """``Σ exp z`` over ``axes`` (keepdims), NaN in a NaN row.
 
-    The max entries have ``exp z = 1`` exactly (0 in an all ``-inf`` row), so
-    ``log Σ = log1p((top - 1) + rest)`` keeps the digits of a small ``rest``
-    that ``log(1 + rest)`` rounds away (log-softmax of a dominant entry is a
-    tiny negative number, not 0). ``rest`` carries NaN and the poison.
+    One plain sum, as ``jax.nn``: splitting off the max entries (``exp z = 1``
+    exactly) into a sum of their own would keep the digits of a dominant
+    entry's tiny ``log p``, but cost two more kernels on large rows and the
+    one-kernel program on small ones (log_softmax forward 32x1000 on H100: 5
+    kernels against 1, 4x the bytes; ``python -m bench accel``), so a dominant
+    entry's ``log p`` rounds as in jax.nn.
     """
-    at_max = x == m
-    e = jnp.exp(z)
-    top = jnp.sum(jnp.where(at_max, e, 0), axes, keepdims=True)
-    rest = jnp.sum(jnp.where(at_max, 0, e), axes, keepdims=True)
-    return top, rest + temp.poison
+    return jnp.sum(jnp.exp(z), axes, keepdims=True)
 
 
-def log_total(top, rest):
-    """``log Σ exp z`` from :func:`split_sums`; 0 in an all ``-inf``/empty row
-    (so ``z - log Σ`` stays ``-inf`` there and ``T·log Σ`` is 0)."""
-    empty = (top + rest) == 0
-    return jnp.where(empty, 0, jnp.log1p((top - 1) + rest))
+def dead_row(m):
+    """All ``-inf`` (or empty) rows, from the half max ``m``. Used only inside
+    elementwise outputs: an operation between a row sum and its broadcast
+    costs XLA:GPU its one-kernel softmax on small rows."""
+    return m == -jnp.inf
 
 
-def inverse_total(total):
-    """``1/Σ exp z``, 1 in an all ``-inf``/empty row (whose ``exp z`` are 0)."""
-    return 1 / jnp.where(total == 0, 1, total)
+def normalized(e, total, m, temp: Temperature):
+    """``e/Σ``; 0 in an all ``-inf`` row (whose ``z`` are 0 by construction),
+    NaN there too for an invalid ``T``."""
+    return jnp.where(dead_row(m), temp.poison, e / total)
+
+
+def log_p(z, total, m, temp: Temperature):
+    """``z - log Σ`` (``-inf`` at ``-inf`` entries); ``-inf`` in an all ``-inf``
+    row (NaN for an invalid ``T``). A NaN row is NaN everywhere: ``-inf - NaN``."""
+    return jnp.where(dead_row(m), temp.poison - jnp.inf, z - jnp.log(total))
 
 
 # --------------------------------------------------------------------------- #

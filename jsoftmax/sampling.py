@@ -70,10 +70,10 @@ def _sample_jit(key, logits, temperature, mask, axis, shape):
     )
     if x.shape[-1] == 0:
         return jnp.full(shape, -1, jnp.int32)
-    m = _rows.row_max(x, (x.ndim - 1,))
-    xc = _rows.widened(x)
-    temp = _rows.temperature_terms(temperature, xc.dtype)
-    z = _rows.scaled_logits(xc, m, temp)
+    h = _rows.halved(x)
+    m = _rows.row_max(h, (x.ndim - 1,))
+    temp = _rows.temperature_terms(temperature, h.dtype)
+    z = _rows.scaled_logits(h, m, temp)
     gumbel = jax.random.gumbel(key, shape + z.shape[-1:], z.dtype)
     # z is 0 at the row max and -inf where nothing may be drawn, so z + gumbel
     # is -inf there and argmax never picks it (unless the whole row is -inf).
@@ -81,6 +81,6 @@ def _sample_jit(key, logits, temperature, mask, axis, shape):
     index = jnp.argmax(scores, axis=-1).astype(jnp.int32)
     # A NaN row (or a traced invalid T): the row sum of z is NaN there and
     # nowhere else (z <= 0). Not read off the row max, which may skip a NaN.
-    has_nan = jnp.isnan(jnp.sum(z, -1, keepdims=True) + temp.poison)[..., 0]
+    has_nan = jnp.isnan(jnp.sum(z, -1))
     nothing = jnp.broadcast_to((m[..., 0] == -jnp.inf) | has_nan, shape)
     return jnp.where(nothing, -1, index)

