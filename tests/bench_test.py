@@ -32,6 +32,7 @@ REQUIRED = {
 }
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_results(tmp_path):
     out = tmp_path / "quick.json"
     proc = subprocess.run(
@@ -86,6 +87,7 @@ def test_speedup_interval_separates_only_what_the_samples_resolve():
     assert high < 1
 
 
+@pytest.mark.slow
 def test_quick_bench_leaves_committed_results_alone():
     committed = {p: p.read_bytes() for p in RESULTS.glob("*.json")}
     proc = subprocess.run(

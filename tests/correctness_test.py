@@ -46,6 +46,7 @@ def _float64_log_softmax(x, t=1.0):
     "row",
     [[0.0, 0.0], [2.0, 2.0, -inf], [1.0, 1.0, 1.0, 0.5], [5.0, -3.0, 5.0, 5.0]],
 )
+@pytest.mark.slow
 def test_ties_give_the_smooth_derivative(row, t):
     x = jnp.array(row)
     p = np.exp(_float64_log_softmax(x[None], t))[0]
@@ -66,6 +67,7 @@ def test_ties_give_the_smooth_derivative(row, t):
     np.testing.assert_allclose(hess, want, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_log_centered_softmax_derivative_at_zero():
     # eta = 0: every entry of [0, eta] ties; ∂ log p_i/∂eta_j = δ_{i,j+1} - p_{j+1}.
     for n in (1, 2, 5):
@@ -85,6 +87,7 @@ def test_log_centered_softmax_derivative_at_zero():
     seed=st.integers(0, 2**16),
 )
 @settings(max_examples=12)
+@pytest.mark.slow
 def test_ties_property_large_rows(width, ties, seed):
     # Integer logits with several copies of the max, rows of up to 5000 entries:
     # the VJP of log_softmax against a cotangent equals (g - p·Σg)/T.
@@ -121,6 +124,7 @@ def _check_nan_rows(out, clean, bad_row):
     dtype=st.sampled_from([np.float32, np.float64]),
 )
 @settings(max_examples=20)
+@pytest.mark.slow
 def test_nan_poisons_its_whole_row_only(width, position, dtype):
     x = _nan_row_case(4, width, position, dtype)
     clean = x.copy()
@@ -158,6 +162,7 @@ def test_nan_rows_along_other_axes():
 # 3. Width-one rows, all -inf or masked
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.slow
 def test_width_one_dead_rows(masked):
     x = jnp.array([[-inf], [2.0]]) if not masked else jnp.array([[5.0], [2.0]])
     where = None if not masked else jnp.array([[False], [True]])
@@ -213,6 +218,7 @@ def test_large_temperature_with_a_span_beyond_the_float_range(t):
 # --------------------------------------------------------------------------- #
 # 5-6. Integer labels: class axes in the order given, labels at their own width
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_unsorted_class_axes_read_the_classes_as_optax():
     x = jax.random.normal(jax.random.key(2), (3, 4, 5))
     labels = jnp.array([0, 7, 19])
@@ -222,6 +228,7 @@ def test_unsorted_class_axes_read_the_classes_as_optax():
         np.testing.assert_allclose(ours, theirs, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_sixty_four_bit_labels_are_checked_at_their_width():
     x = jnp.zeros((4, 3))
     labels = jnp.array([2**32 + 1, -(2**32) + 2, 1, 2**40], jnp.int64)
@@ -285,6 +292,7 @@ def test_empty_axes_behave_as_jax_nn():
 @pytest.mark.parametrize(
     "dtype", [jnp.int8, jnp.int16, jnp.int32, jnp.int64, jnp.uint8, jnp.uint32]
 )
+@pytest.mark.slow
 def test_integer_inputs_get_jax_nn_dtypes(dtype):
     x = jnp.arange(4, dtype=dtype)
     for name in ("softmax", "log_softmax", "logsumexp"):
@@ -298,6 +306,7 @@ def test_integer_inputs_get_jax_nn_dtypes(dtype):
     x=hnp.arrays(np.float64, (3, 6), elements=st.floats(-30, 30)),
     b=hnp.arrays(np.float64, (3, 6), elements=st.sampled_from([-2.0, -0.5, 0, 1, 3])),
 )
+@pytest.mark.slow
 def test_logsumexp_b_and_return_sign_match_jax_nn(x, b):
     for axis in (-1, 0):
         ours = jsoftmax.logsumexp(x, axis, b, False, True)
@@ -310,6 +319,7 @@ def test_logsumexp_b_and_return_sign_match_jax_nn(x, b):
         )
 
 
+@pytest.mark.slow
 def test_logsumexp_b_derivatives_match_autodiff_of_jax_nn():
     x = jnp.array([[0.3, -1.0, 2.0], [1.0, 1.5, -0.5]])
     b = jnp.array([[1.0, 2.0, 0.5], [0.5, 1.0, 3.0]])
@@ -356,6 +366,7 @@ def test_ignored_example_with_nan_logits_contributes_exactly_zero():
     assert np.isfinite(grad[1]).all()
 
 
+@pytest.mark.slow
 def test_small_corners():
     # inverse_softmax of zero entries: ±inf (documented), never NaN
     eta = jsoftmax.inverse_softmax(jnp.array([0.5, 0.0, 0.5]))

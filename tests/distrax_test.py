@@ -65,6 +65,7 @@ def test_forward_inverse_and_log_dets_against_float64_reference(scale):
 
 @pytest.mark.parametrize("n", [1, 2, 5])
 @pytest.mark.parametrize("scale", [1.0, -0.4])
+@pytest.mark.slow
 def test_log_det_equals_autodiff_log_det(n, scale):
     bijector = CenteredSoftmax(scale)
     for seed in range(3):
@@ -106,6 +107,7 @@ def test_scale_is_checked():
 # --------------------------------------------------------------------------- #
 # As a distribution on the simplex
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_logistic_normal_density_integrates_to_one(distrax_broadcasting):
     base = distrax.MultivariateNormalDiag(jnp.array([0.3, -0.2]), jnp.full(2, 1.2))
     prior = distrax.Transformed(base, CenteredSoftmax(0.8))
@@ -121,6 +123,7 @@ def test_logistic_normal_density_integrates_to_one(distrax_broadcasting):
     np.testing.assert_allclose(density.sum() * h * h, 1.0, atol=5e-4)
 
 
+@pytest.mark.slow
 def test_dirichlet_through_the_inverse_and_back_is_the_dirichlet(distrax_broadcasting):
     alpha = jnp.array([0.7, 2.0, 3.5, 1.0])
     bijector = CenteredSoftmax(1.5)
@@ -182,6 +185,7 @@ def test_agrees_with_tfp_softmax_centered_after_conversion(distrax_broadcasting)
 # --------------------------------------------------------------------------- #
 # Shapes, batching, jit
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_batched_events_and_scales():
     bijector = CenteredSoftmax(2.0)
     eta = jax.random.normal(jax.random.key(0), (4, 3, 2))
@@ -203,6 +207,7 @@ def test_batched_events_and_scales():
     np.testing.assert_allclose(batched.inverse(p), jnp.broadcast_to(one, (3, 2)))
 
 
+@pytest.mark.slow
 def test_jit_takes_the_bijector_as_an_argument():
     eta = jax.random.normal(jax.random.key(0), (3, 4))
 
@@ -234,6 +239,7 @@ def test_same_as():
     assert not CenteredSoftmax().same_as(distrax.Tanh())
 
 
+@pytest.mark.slow
 def test_missing_distrax_names_the_extra():
     code = (
         "import sys\n"

@@ -112,6 +112,7 @@ def test_no_curves_nothing_plotted(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_cli_runs_one_example_with_steps_and_seed(capsys):
     from jsoftmax.examples import multinomial
 
@@ -126,6 +127,7 @@ def test_cli_runs_one_example_with_steps_and_seed(capsys):
     assert _common.cli(multinomial.run, multinomial.__doc__, ["--steps", "2"]) == 1
 
 
+@pytest.mark.slow
 def test_cli_plot_writes_a_png(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     from jsoftmax.examples import entropy
@@ -159,6 +161,7 @@ def test_main_help_lists_every_example(capsys):
     assert "--plot DIR" in out and "--seed" in out
 
 
+@pytest.mark.slow
 def test_main_runs_only_the_named_examples(capsys):
     assert main(["bandit", "entropy"]) == 0
     out = capsys.readouterr().out
@@ -201,6 +204,7 @@ def test_running_a_module_directly_gives_no_runtime_warning():
     assert "ok  bandit" in done.stdout
 
 
+@pytest.mark.slow
 def test_tour_passes(capsys):
     assert tour.main() == 0
     out = capsys.readouterr().out

@@ -27,6 +27,7 @@ KEYS = jax.random.split(jax.random.key(0), N_DRAWS)
 
 @pytest.mark.parametrize("temperature", [0.0, 0.5, 3.0])
 @pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.slow
 def test_arg_max_frequencies_match_softmax(temperature, hard):
     draw = jax.jit(
         jax.vmap(
@@ -48,6 +49,7 @@ def test_arg_max_frequencies_match_softmax(temperature, hard):
         np.testing.assert_array_equal(np.sort(y, -1)[:, :-1], 0)
 
 
+@pytest.mark.slow
 def test_hard_draw_is_the_index_sample_draws():
     # Same key, same noise: the one-hot sits at jsoftmax.sample's index (the
     # scores are rounded differently, x + g against (x - max) + g).
@@ -63,6 +65,7 @@ def test_hard_draw_is_the_index_sample_draws():
     assert not np.asarray(hard)[~np.asarray(where)].any()
 
 
+@pytest.mark.slow
 def test_relaxed_sample_equals_the_hand_written_form_in_float64():
     logits = jax.random.normal(jax.random.key(4), (5, 9), jnp.float64)
     key = jax.random.key(5)
@@ -76,6 +79,7 @@ def test_relaxed_sample_equals_the_hand_written_form_in_float64():
     np.testing.assert_array_equal(moved, ours.T)
 
 
+@pytest.mark.slow
 def test_straight_through_gradient_equals_the_relaxed_one():
     logits = jax.random.normal(jax.random.key(6), (4, 6), jnp.float64)
     w = jax.random.normal(jax.random.key(7), (4, 6), jnp.float64)
@@ -114,6 +118,7 @@ def test_check_grads_in_logits_and_temperature():
     )
 
 
+@pytest.mark.slow
 def test_edge_rows_values_and_derivatives():
     logits = jnp.array(
         [
@@ -163,6 +168,7 @@ def test_edge_rows_values_and_derivatives():
             np.testing.assert_array_equal(jac[[2, 3]][:, :, :4], 0)
 
 
+@pytest.mark.slow
 def test_temperature_zero_has_zero_derivative():
     logits = jax.random.normal(jax.random.key(12), (3, 5), jnp.float64)
     for hard in (False, True):
@@ -190,6 +196,7 @@ def test_nan_in_a_wide_row():
         assert np.isnan(y[1]).all() and np.isfinite(y[0]).all()
 
 
+@pytest.mark.slow
 def test_shapes_vmap_over_keys_and_per_row_temperature():
     logits = jax.random.normal(jax.random.key(15), (4, 7, 3))
     keys = jax.random.split(jax.random.key(16), 5)
@@ -205,6 +212,7 @@ def test_shapes_vmap_over_keys_and_per_row_temperature():
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.slow
 def test_sixteen_bit_computed_in_float32(dtype):
     logits = jax.random.normal(jax.random.key(17), (3, 6)).astype(dtype)
     key = jax.random.key(18)

@@ -102,6 +102,7 @@ CASES = [(name, "mean") for name in OPTIONS] + [
 
 
 @pytest.mark.parametrize("name, reduction", CASES)
+@pytest.mark.slow
 def test_values_and_gradients_match_float64_reference(name, reduction):
     x, w, bias, labels = _data()
     options, bias = _split(OPTIONS[name], bias)
@@ -129,6 +130,7 @@ def test_values_and_gradients_match_float64_reference(name, reduction):
 
 
 @pytest.mark.parametrize("block", [1, 5, 8, 37, 64, None])
+@pytest.mark.slow
 def test_any_block_size_gives_the_same_loss_and_gradients(block):
     x, w, bias, labels = _data(1)
     f = lambda x, w, b: jsoftmax.linear_cross_entropy(
@@ -197,6 +199,7 @@ def test_bad_labels_are_nan_in_their_own_example_and_ignored_ones_are_exactly_ze
     np.testing.assert_allclose(dw, ref_dw, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_nan_input_poisons_only_its_example():
     x, w, _, labels = _data(4)
     x = x.at[3, 2].set(jnp.nan)
@@ -220,6 +223,7 @@ def test_mean_of_no_kept_example_is_nan_with_zero_gradients():
 
 
 @pytest.mark.parametrize("dtype", [jnp.int8, jnp.uint8, jnp.int16, jnp.int64])
+@pytest.mark.slow
 def test_labels_are_checked_at_their_own_width(dtype):
     x, w, _, _ = _data(6, vocab=300)
     info = np.iinfo(dtype)
@@ -238,6 +242,7 @@ def test_labels_are_checked_at_their_own_width(dtype):
         assert not (np.asarray(out) == 0).any()
 
 
+@pytest.mark.slow
 def test_minus_inf_bias_masks_a_class_and_a_label_on_it_is_inf():
     x, w, bias, labels = _data(7)
     bias = bias.at[3].set(-jnp.inf)
@@ -296,6 +301,7 @@ def test_float32_matches_the_naive_optax_path():
 
 class TestTransformations(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
+    @pytest.mark.slow
     def test_jit_and_grad(self):
         x, w, bias, labels = _data(10)
         loss = lambda x, w, b: jsoftmax.linear_cross_entropy(
@@ -334,6 +340,7 @@ class TestTransformations(chex.TestCase):
         ref_dxs = jax.vmap(jax.grad(lambda x, y: _reference(x, w, y)))(xs, ys)
         np.testing.assert_allclose(dxs, ref_dxs, rtol=1e-10, atol=1e-13)
 
+    @pytest.mark.slow
     def test_checkpoint(self):
         x, w, _, labels = _data(13)
         f = jax.checkpoint(

@@ -45,6 +45,7 @@ def _dense_reference(
 # --------------------------------------------------------------------------- #
 class OptaxEqualityTest(chex.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
+    @pytest.mark.slow
     def test_probability_labels_values_and_gradients(self):
         logits = jax.random.normal(jax.random.key(0), (4, 7))
         labels = jax.nn.softmax(jax.random.normal(jax.random.key(1), (4, 7)))
@@ -64,6 +65,7 @@ class OptaxEqualityTest(chex.TestCase):
             np.testing.assert_allclose(g_ours, g_optax, rtol=1e-12, atol=1e-14)
 
     @chex.variants(with_jit=True, without_jit=True)
+    @pytest.mark.slow
     def test_integer_labels_values_and_gradients(self):
         logits = jax.random.normal(jax.random.key(2), (5, 6))
         labels = jnp.array([0, 5, 2, 2, 3])
@@ -78,6 +80,7 @@ class OptaxEqualityTest(chex.TestCase):
         )(logits)
         np.testing.assert_allclose(g_ours, g_optax, rtol=1e-12, atol=1e-14)
 
+    @pytest.mark.slow
     def test_sigmoid_matches_optax(self):
         logits = jax.random.normal(jax.random.key(3), (10,)) * 3
         labels = jax.random.uniform(jax.random.key(4), (10,))
@@ -97,6 +100,7 @@ class OptaxEqualityTest(chex.TestCase):
 @pytest.mark.parametrize("alpha", [0.0, 0.1])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.slow
 def test_integer_labels_against_dense_float64(alpha, masked, weighted):
     rng = np.random.default_rng(5)
     logits = rng.standard_normal((6, 5)) * 2
@@ -167,6 +171,7 @@ def _both_modes(fn, x):
     return jax.jacfwd(fn)(x), jax.jacrev(fn)(x)
 
 
+@pytest.mark.slow
 def test_zero_label_at_minus_inf_logit_is_finite():
     logits = jnp.array([0.0, -inf, 1.0])
     labels = jnp.array([0.5, 0.0, 0.5])
@@ -186,6 +191,7 @@ def test_zero_label_at_minus_inf_logit_is_finite():
     assert np.isfinite(g)
 
 
+@pytest.mark.slow
 def test_label_mass_at_minus_inf_logit_is_inf_with_finite_gradient():
     logits = jnp.array([0.0, -inf, 1.0])
     labels = jnp.array([0.5, 0.25, 0.25])
@@ -219,6 +225,7 @@ def _dead_entry_reference(x, target, t):
 
 
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
+@pytest.mark.slow
 def test_dead_entries_add_nothing_to_the_derivatives(temperature):
     """Where z = -inf (a -inf logit, an all -inf row, the finite entries of a
     +inf row) z stays -inf whatever x and T do: such entries add +inf to the
@@ -296,6 +303,7 @@ def test_label_on_a_finite_entry_of_a_plus_inf_row_is_inf(temperature):
 
 
 @pytest.mark.parametrize("bad", [5, 3, -1])
+@pytest.mark.slow
 def test_out_of_range_label_poisons_its_example_only(bad):
     logits = jax.random.normal(jax.random.key(6), (3, 3))
     good_labels = jnp.array([0, 1, 2])
@@ -317,6 +325,7 @@ def test_out_of_range_label_poisons_its_example_only(bad):
     assert np.isnan(g[1]).all() and np.isfinite(g[[0, 2]]).all()
 
 
+@pytest.mark.slow
 def test_masked_true_class_is_nan_and_fully_masked_row_is_zero():
     logits = jax.random.normal(jax.random.key(7), (3, 4))
     where = jnp.array([[True, False, True, True], [False] * 4, [True] * 4])
@@ -335,6 +344,7 @@ def test_masked_true_class_is_nan_and_fully_masked_row_is_zero():
     assert prob[1] == 0 and prob[0] == inf
 
 
+@pytest.mark.slow
 def test_ignore_index_gives_zero_and_leaves_mean():
     logits = jax.random.normal(jax.random.key(8), (4, 3))
     labels = jnp.array([0, -100, 2, 1])
@@ -361,6 +371,7 @@ def test_ignore_index_gives_zero_and_leaves_mean():
 @pytest.mark.parametrize("width", [4, 4096])
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
 @pytest.mark.parametrize("inf_row", [False, True])
+@pytest.mark.slow
 def test_nan_logit_poisons_its_example_only(width, temperature, inf_row):
     logits = jax.random.normal(jax.random.key(9), (3, width)).at[0, 2].set(nan)
     if inf_row:
@@ -382,6 +393,7 @@ def test_nan_logit_poisons_its_example_only(width, temperature, inf_row):
     assert np.isnan(g[0]).all() and np.isfinite(g[1:]).all()
 
 
+@pytest.mark.slow
 def test_sigmoid_at_infinite_logits():
     logits = jnp.array([inf, -inf, inf, -inf, 0.0])
     labels = jnp.array([1.0, 0.0, 0.0, 1.0, 0.5])
@@ -401,6 +413,7 @@ def test_sigmoid_at_infinite_logits():
 # --------------------------------------------------------------------------- #
 # Derivatives
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_check_grads_and_temperature_derivative():
     logits = jax.random.normal(jax.random.key(10), (3, 5))
     labels = jax.nn.softmax(jax.random.normal(jax.random.key(11), (3, 5)))
@@ -461,6 +474,7 @@ def test_bfloat16_logits_computed_in_float32():
     np.testing.assert_allclose(np.asarray(loss, np.float64), ref, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sixteen_bit_logits_equal_their_float32_values():
     # The cores take 16-bit logits narrow and widen them inside: the losses,
     # smoothing (1001 classes, not exactly a bfloat16 count) and the gradients
@@ -484,6 +498,7 @@ def test_sixteen_bit_logits_equal_their_float32_values():
 
 
 @pytest.mark.parametrize("spec", [P("d", None), P(None, "d")], ids=["batch", "class"])
+@pytest.mark.slow
 def test_sharded_jit_equals_unsharded(cpu_devices, spec):
     mesh = jax.sharding.Mesh(np.array(cpu_devices), ("d",))
     logits = jax.random.normal(jax.random.key(15), (16, 32), jnp.float32)
@@ -529,6 +544,7 @@ def test_bad_arguments_name_themselves():
         jsoftmax.softmax_cross_entropy(logits, logits, temperature=-1.0)
 
 
+@pytest.mark.slow
 def test_integer_labels_with_axis_name_split_the_vocabulary(cpu_devices):
     # softmax_cross_entropy_with_integer_labels(..., axis_name=) inside shard_map
     # equals the unsharded loss, values and gradients; bad combinations raise.

@@ -104,6 +104,7 @@ def test_log_det_equals_autodiff_log_det(n, scale):
         np.testing.assert_allclose(got, last, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_same_base_measure_as_stick_breaking():
     # eta = ours^-1(stick(x)) is a map R^n -> R^n whose log-det is the difference
     # of the two transforms' log-dets only if both refer to one measure on p.
@@ -119,6 +120,7 @@ def test_same_base_measure_as_stick_breaking():
 
 
 @pytest.mark.parametrize("scale", [0.5, 1.0])
+@pytest.mark.slow
 def test_logistic_normal_density_integrates_to_one(scale, numpyro_broadcasting):
     t = CenteredSoftmaxTransform(scale)
     base = dist.Normal(jnp.array([0.3, -0.2]), 1.2).to_event(1)
@@ -177,6 +179,7 @@ def test_agrees_with_tfp_softmax_centered_after_conversion():
 # --------------------------------------------------------------------------- #
 # Shapes, batching, jit
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_shapes_and_batched_events(numpyro_broadcasting):
     t = CenteredSoftmaxTransform(2.0)
     assert t.forward_shape((4, 3, 2)) == (4, 3, 3)
@@ -217,6 +220,7 @@ def test_batched_scale_broadcasts_against_events():
     assert t(etas).shape == (4, 3, 3)
 
 
+@pytest.mark.slow
 def test_jit_and_vmap_take_the_transform_as_an_argument():
     eta = jax.random.normal(jax.random.key(0), (3, 4))
 

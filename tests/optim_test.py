@@ -18,6 +18,7 @@ def _objective(p):
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.3, 2.5])
+@pytest.mark.slow
 def test_natural_gradient_sgd_is_exponentiated_gradient(scale):
     alpha, steps = 0.05, 40
     p = jnp.array([0.4, 0.3, 0.2, 0.1])
@@ -50,6 +51,7 @@ def test_natural_gradient_needs_params_and_batches():
     np.testing.assert_allclose(moved.T, out, rtol=1e-14)
 
 
+@pytest.mark.slow
 def test_minimize_stops_on_gtol_and_reports_steps():
     counts = jnp.array([3.0, 1.0, 6.0, 10.0])
     nll = lambda eta: (

@@ -46,6 +46,7 @@ def test_greedy_breaks_ties_at_random_and_never_draws_masked():
     assert abs(counts[0] - 1500) < 150 and abs(counts[3] - 1500) < 150
 
 
+@pytest.mark.slow
 def test_edge_rows():
     logits = jnp.array(
         [
@@ -72,6 +73,7 @@ def test_nan_in_a_wide_row_draws_nothing(temperature):
     assert draws[1] == -1 and 0 <= draws[0] < 4096
 
 
+@pytest.mark.slow
 def test_axis_shape_and_per_row_temperature():
     logits = jax.random.normal(jax.random.key(3), (4, 7, 3))
     out = jsoftmax.sample(jax.random.key(4), logits, axis=1)
@@ -90,6 +92,7 @@ def test_axis_shape_and_per_row_temperature():
         jsoftmax.sample(jax.random.key(4), logits, axis=1, shape=(4, 7))
 
 
+@pytest.mark.slow
 def test_jit_and_vmap():
     logits = jax.random.normal(jax.random.key(5), (6, 5))
     keys = jax.random.split(jax.random.key(6), 6)

@@ -76,6 +76,7 @@ def _ragged(seed, num_segments, heads=(), mean=6, dtype=np.float64):
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("temperature", [1.0, 0.3, 4.0])
 @pytest.mark.parametrize("heads", [(), (3,)])
+@pytest.mark.slow
 def test_matches_padded_jax_nn_in_float64(temperature, heads):
     x, ids = _ragged(0, 40, heads)
     p = jsoftmax.segment_softmax(x, ids, 40, temperature=temperature)
@@ -91,6 +92,7 @@ def test_matches_padded_jax_nn_in_float64(temperature, heads):
     np.testing.assert_allclose(lse, expected, rtol=4e-15)
 
 
+@pytest.mark.slow
 def test_float32_against_float64_reference():
     x, ids = _ragged(1, 30, (2,), dtype=np.float32)
     t = jnp.asarray(np.random.default_rng(2).uniform(0.1, 3, (30, 1)), jnp.float32)
@@ -109,6 +111,7 @@ def test_float32_against_float64_reference():
     np.testing.assert_allclose(lse, ref, rtol=4e-7, atol=4e-7)
 
 
+@pytest.mark.slow
 def test_per_segment_temperature_shapes():
     x, ids = _ragged(3, 12, (2,))
     t = jnp.linspace(0.5, 3.0, 12)
@@ -153,6 +156,7 @@ def test_check_grads_in_x_and_temperature(fn):
     )
 
 
+@pytest.mark.slow
 def test_gradients_match_padded_jax_nn():
     x, ids = _ragged(5, 25, (2,))
     present = jnp.asarray(np.unique(np.asarray(ids))[:4])
@@ -245,6 +249,7 @@ def _edge_input():
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.0, -0.0, inf, 1e-300, 1e300])
+@pytest.mark.slow
 def test_edge_segments_match_dense_jsoftmax(temperature):
     x, ids = _edge_input()
     s = len(EDGE)
@@ -262,6 +267,7 @@ def test_edge_segments_match_dense_jsoftmax(temperature):
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.0, inf])
+@pytest.mark.slow
 def test_edge_segment_derivatives(temperature):
     x, ids = _edge_input()
     s, ids_np = len(EDGE), np.asarray(ids)
@@ -308,6 +314,7 @@ def test_edge_segment_derivatives(temperature):
 
 
 @pytest.mark.parametrize("size", [8, 5000])
+@pytest.mark.slow
 def test_nan_is_confined_to_its_segment(size):
     # 5000 rows: XLA:CPU's vectorised max may drop a NaN; the count may not.
     rng = np.random.default_rng(7)
@@ -395,6 +402,7 @@ def test_property_matches_numpy_reference(case, temperature):
 
 @settings(max_examples=20)
 @given(_segmented(), st.sampled_from([0.25, 2.0]))
+@pytest.mark.slow
 def test_property_temperature_equivalence(case, temperature):
     x, ids, s = case
     np.testing.assert_allclose(
@@ -405,6 +413,7 @@ def test_property_temperature_equivalence(case, temperature):
     )
 
 
+@pytest.mark.slow
 def test_sorted_promise_gives_the_same_result():
     x, ids = _ragged(12, 30, (2,))
     order = jnp.argsort(ids)
@@ -420,6 +429,7 @@ def test_sorted_promise_gives_the_same_result():
 # --------------------------------------------------------------------------- #
 class TransformsTest(parameterized.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
+    @pytest.mark.slow
     def test_jit_and_plain_agree(self):
         x, ids = _ragged(8, 10, (3,))
         fn = self.variant(lambda x, ids: jsoftmax.segment_softmax(x, ids, 10))
@@ -437,6 +447,7 @@ class TransformsTest(parameterized.TestCase):
         fn(x + 1, ids, 2.0)
 
 
+@pytest.mark.slow
 def test_vmap_over_batch_ids_and_temperature():
     x, ids = _ragged(10, 8)
     batch = jnp.stack([x, 2 * x, -x])
@@ -454,6 +465,7 @@ def test_vmap_over_batch_ids_and_temperature():
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.slow
 def test_sixteen_bit_computed_in_float32(dtype):
     x, ids = _ragged(11, 10, (2,))
     x16 = x.astype(dtype)
@@ -467,6 +479,7 @@ def test_sixteen_bit_computed_in_float32(dtype):
     assert g.dtype == dtype and np.isfinite(np.asarray(g, np.float32)).all()
 
 
+@pytest.mark.slow
 def test_integer_input_and_default_num_segments():
     x, ids = jnp.array([1, 2, 3]), jnp.array([0, 1, 1])
     p = jsoftmax.segment_softmax(x, ids)
@@ -492,6 +505,7 @@ def test_argument_errors():
         jsoftmax.segment_softmax(jnp.float32(1.0), ids)
 
 
+@pytest.mark.slow
 def test_no_padded_copy_in_memory():
     # One segment of 65536 rows and 65535 of one row: a padded layout would hold
     # 2^32 entries (16 GiB of float32); the compiled program's temporaries stay

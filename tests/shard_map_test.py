@@ -89,6 +89,7 @@ def _cases():
 
 
 @pytest.mark.parametrize("name", list(_cases()))
+@pytest.mark.slow
 def test_shard_map_equals_unsharded(cpu_devices, name):
     mesh = jax.sharding.Mesh(np.array(cpu_devices), ("d",))
     fn, width, per_row = _cases()[name]

@@ -34,6 +34,7 @@ def _reference_p(eta, scale):
 class MapsTest(parameterized.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.parameters(dict(scale=1.0), dict(scale=0.3), dict(scale=-2.0))
+    @pytest.mark.slow
     def test_against_float64_reference(self, scale):
         eta = np.random.default_rng(0).standard_normal((4, 5)) * 3
         p = self.variant(lambda e: jsoftmax.centered_softmax(e, scale))(eta)
@@ -58,6 +59,7 @@ class MapsTest(parameterized.TestCase):
             jsoftmax.inverse_softmax(p, 0.5)[:, 0], logit, rtol=1e-12, atol=1e-13
         )
 
+    @pytest.mark.slow
     def test_axis_and_per_vector_scale(self):
         eta = jax.random.normal(jax.random.key(0), (3, 4, 2))
         scale = jnp.array([[0.5, 2.0]] * 3)  # one per vector along axis 1
@@ -137,6 +139,7 @@ def test_log_space_round_trip_float64_up_to_1e6():
     assert worst <= 16
 
 
+@pytest.mark.slow
 def test_log_space_round_trip_float32_sigma_30():
     eta = (jax.random.normal(jax.random.key(2), (9000, 4)) * 30).astype(jnp.float32)
     log_p = jsoftmax.log_centered_softmax(eta)
@@ -159,6 +162,7 @@ def test_probability_round_trip_where_representable():
 # --------------------------------------------------------------------------- #
 # Derivatives
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_check_grads_every_map_including_scale():
     eta = jnp.array([[0.3, -0.7, 1.1], [0.0, 2.0, -1.5]])
     p = jsoftmax.centered_softmax(eta, 1.0)
@@ -177,6 +181,7 @@ def test_check_grads_every_map_including_scale():
         )
 
 
+@pytest.mark.slow
 def test_jacobian_hessian_log_det_closed_forms():
     eta = jnp.array([[0.4, -1.3, 0.9], [2.0, 0.1, -0.6]])
     for scale in (1.0, -0.7, 2.5):
@@ -198,6 +203,7 @@ def test_log_det_stays_finite_where_p_underflows():
     np.testing.assert_allclose(log_det, -800.0 + 0.0 - 1600.0, rtol=1e-14)
 
 
+@pytest.mark.slow
 def test_gradients_finite_at_800_in_float64():
     eta = jnp.array([800.0, -800.0, 0.0])
     for fn in (
@@ -214,6 +220,7 @@ def test_gradients_finite_at_800_in_float64():
     np.testing.assert_allclose(g, [-1.0, 0.0, 0.0], atol=1e-300)
 
 
+@pytest.mark.slow
 def test_optax_lbfgs_recovers_multinomial_mle():
     counts = jnp.array([12.0, 30.0, 5.0, 53.0])
     target = counts / counts.sum()
@@ -253,6 +260,7 @@ _scales = st.floats(0.05, 5.0) | st.floats(-5.0, -0.05)
 
 
 @given(_etas, _scales)
+@pytest.mark.slow
 def test_outputs_on_the_simplex(eta, scale):
     p = np.asarray(jsoftmax.centered_softmax(eta, scale))
     assert p.shape == eta.shape[:-1] + (eta.shape[-1] + 1,)
@@ -261,6 +269,7 @@ def test_outputs_on_the_simplex(eta, scale):
 
 
 @given(_etas, _scales)
+@pytest.mark.slow
 def test_round_trip_and_scale_equivalence(eta, scale):
     back = jsoftmax.inverse_log_softmax(
         jsoftmax.log_centered_softmax(eta, scale), scale
@@ -278,6 +287,7 @@ def test_round_trip_and_scale_equivalence(eta, scale):
 # --------------------------------------------------------------------------- #
 # softmax_normalize
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_softmax_normalize_against_numpy():
     x = np.random.default_rng(4).standard_normal((20, 3)) * [1.0, 10.0, 0.1] + [
         0.0,
@@ -300,6 +310,7 @@ def test_softmax_normalize_against_numpy():
     )
 
 
+@pytest.mark.slow
 def test_softmax_normalize_where_zero_spread_and_bad_kind():
     x = jnp.array([[1.0, 2.0, 3.0, 100.0]])
     where = jnp.array([[True, True, True, False]])

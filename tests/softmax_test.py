@@ -57,6 +57,7 @@ def _rows(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.slow
 def test_accuracy_against_mpmath(dtype):
     rng = np.random.default_rng(0)
     x, temps = _rows(rng, dtype)
@@ -118,6 +119,7 @@ class DropInTest(parameterized.TestCase):
     @parameterized.parameters(
         dict(axis=-1), dict(axis=0), dict(axis=1), dict(axis=(0, 2)), dict(axis=None)
     )
+    @pytest.mark.slow
     def test_matches_jax_nn(self, axis):
         x = jax.random.normal(jax.random.key(0), (3, 4, 5))
         where = jax.random.bernoulli(jax.random.key(1), 0.8, (3, 4, 5))
@@ -162,6 +164,7 @@ def test_check_grads_in_x_and_temperature(name):
     )
 
 
+@pytest.mark.slow
 def test_hessian_of_log_softmax():
     x = jax.random.normal(jax.random.key(3), (6,))
     p = jsoftmax.softmax(x)
@@ -174,6 +177,7 @@ def test_hessian_of_log_softmax():
 
 
 @pytest.mark.parametrize("name", list(NORMALISERS))
+@pytest.mark.slow
 def test_temperature_derivative_against_finite_differences(name):
     fn = NORMALISERS[name]
     x = jnp.array([[0.3, -1.2, 2.5, 0.0], [4.0, 4.0, -3.0, 1.0]])
@@ -223,6 +227,7 @@ def test_tail_of_the_jvp_is_kept():
     )
 
 
+@pytest.mark.slow
 def test_softmax_gradient_rows_sum_to_zero():
     x = jax.random.normal(jax.random.key(4), (4, 7)) * 5
     jac = jax.vmap(jax.jacrev(jsoftmax.softmax))(x)
@@ -354,6 +359,7 @@ def test_nan_is_confined_to_its_row(width, temperature):
 # --------------------------------------------------------------------------- #
 # Temperature
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_zero_temperature_is_hard_max_with_shared_ties():
     x = jnp.array([[1.0, 3.0, 3.0, -inf], [2.0, -1.0, 0.0, 1.0]])
     np.testing.assert_array_equal(
@@ -407,6 +413,7 @@ def test_extreme_temperatures_do_not_overflow_into_nan(dtype, temperature):
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.slow
 def test_rows_spanning_the_float_range(dtype):
     # x - max is never formed where it overflows: log_softmax([-c, c], T) is
     # [-2c/T, 0] for c = max_float/3 and for c = max_float, where x - max is
@@ -504,6 +511,7 @@ def test_bad_arguments_name_themselves():
         jsoftmax.softmax(x, where=jnp.ones((1, 2, 3), bool))
 
 
+@pytest.mark.slow
 def test_lower_rank_where_broadcasts_like_jax_nn():
     # NumPy broadcasting, as in jax.nn: a (K,) mask applies to every row.
     x = jax.random.normal(jax.random.key(14), (3, 5))
@@ -529,6 +537,7 @@ def test_lower_rank_where_broadcasts_like_jax_nn():
 # --------------------------------------------------------------------------- #
 # Precision
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_sixteen_bit_inputs_are_computed_in_float32():
     lp = jsoftmax.log_softmax(jnp.zeros(65536, jnp.float16))
     assert lp.dtype == jnp.float16
@@ -618,6 +627,7 @@ def _float64_log_softmax(x, t):
 
 # 40000 = 2 chunks of 20000; 32771 is prime and takes the direct sum.
 @pytest.mark.parametrize("width", [40000, 32771])
+@pytest.mark.slow
 def test_wide_rows_match_float64_values_and_gradients(width):
     x = _wide_rows(width)
     t = np.array([[1.0], [0.5], [1.0], [2.0], [1.0], [3.0]], np.float32)

@@ -50,6 +50,7 @@ def _close(got, want):
     ],
     ids=["plain", "smoothing+T", "ignore"],
 )
+@pytest.mark.slow
 def test_split_logits_equal_the_unsharded_integer_cross_entropy(mesh, options):
     x, w, _, labels = _data()
     logits = x @ w
@@ -93,6 +94,7 @@ def test_split_logits_equal_the_unsharded_integer_cross_entropy(mesh, options):
         _close(got, want)
 
 
+@pytest.mark.slow
 def test_vocab_parallel_labels_poison_and_ignore_like_the_unsharded_loss(mesh):
     x, w, _, labels = _data(1)
     logits = (x @ w).at[5].set(jnp.nan)  # NaN logits on the ignored row
@@ -120,6 +122,7 @@ def test_vocab_parallel_labels_poison_and_ignore_like_the_unsharded_loss(mesh):
 
 
 @pytest.mark.parametrize("block", [5, 12])
+@pytest.mark.slow
 def test_linear_cross_entropy_with_w_split_over_devices(mesh, block):
     x, w, bias, labels = _data(2)
     labels = labels.at[3].set(7).at[4].set(90)  # keep every label in range
@@ -205,6 +208,7 @@ def test_forward_exchanges_only_per_row_statistics(mesh):
     assert max(_collective_sizes(backward)) <= rows * dim
 
 
+@pytest.mark.slow
 def test_axis_name_none_is_the_single_device_loss():
     x, w, _, labels = _data(4)
     labels = jnp.where(labels == 96, 1, jnp.where(labels < 0, 2, labels))
