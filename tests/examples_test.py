@@ -172,6 +172,7 @@ def test_main_runs_only_the_named_examples(capsys):
     assert "no_such_example" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_package_import_loads_no_example():
     # `python -m jsoftmax.examples.NAME` warns (runpy) when the package's
     # __init__ has already imported NAME; it must import none of them.

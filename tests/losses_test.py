@@ -447,6 +447,7 @@ def test_check_grads_and_temperature_derivative():
         np.testing.assert_allclose(jax.grad(fn)(1.7), fd, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_hessian_of_integer_loss():
     logits = jax.random.normal(jax.random.key(12), (6,))
     p = jax.nn.softmax(logits)
@@ -459,6 +460,7 @@ def test_hessian_of_integer_loss():
 # --------------------------------------------------------------------------- #
 # Precision, sharding, arguments
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_bfloat16_logits_computed_in_float32():
     logits = (jax.random.normal(jax.random.key(13), (8, 1000)) * 4 + 15).astype(
         jnp.bfloat16

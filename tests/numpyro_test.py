@@ -92,6 +92,7 @@ def test_scale_is_checked():
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("n", [1, 2, 5])
 @pytest.mark.parametrize("scale", [1.0, 0.3, -2.0])
+@pytest.mark.slow
 def test_log_det_equals_autodiff_log_det(n, scale):
     t = CenteredSoftmaxTransform(scale)
     for seed in range(3):
@@ -138,6 +139,7 @@ def test_logistic_normal_density_integrates_to_one(scale, numpyro_broadcasting):
     np.testing.assert_allclose(density.sum() * h * h, 1.0, atol=5e-4)
 
 
+@pytest.mark.slow
 def test_dirichlet_through_the_inverse_and_back_is_the_dirichlet(numpyro_broadcasting):
     alpha = jnp.array([0.7, 2.0, 3.5, 1.0])
     t = CenteredSoftmaxTransform(1.5)
@@ -199,6 +201,7 @@ def test_shapes_and_batched_events(numpyro_broadcasting):
     assert prior.sample(jax.random.key(0), (7,)).shape == (7, 5, 3)
 
 
+@pytest.mark.slow
 def test_batched_scale_broadcasts_against_events():
     scale = jnp.array([0.5, 1.0, 3.0])
     t = CenteredSoftmaxTransform(scale)
@@ -316,6 +319,7 @@ def test_nuts_recovers_the_dirichlet_posterior(model, numpyro_broadcasting):
 # --------------------------------------------------------------------------- #
 # Imports
 # --------------------------------------------------------------------------- #
+@pytest.mark.slow
 def test_import_jsoftmax_does_not_import_the_extras():
     code = (
         "import sys, jsoftmax\n"

@@ -670,6 +670,7 @@ def test_wide_rows_match_float64_values_and_gradients(width):
     np.testing.assert_allclose(mapped, lp, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_wide_rows_at_zero_and_infinite_temperature():
     # The general arithmetic on chunked rows (40000 = 2 chunks), every edge row.
     x = _wide_rows(40000)

@@ -158,6 +158,7 @@ def test_linear_cross_entropy_with_w_split_over_devices(mesh, block):
         _close(got, want)
 
 
+@pytest.mark.slow
 def test_out_of_range_label_poisons_only_its_example_when_w_is_split(mesh):
     x, w, _, labels = _data(3)
     fn = jax.shard_map(
