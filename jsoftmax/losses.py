@@ -291,7 +291,9 @@ def softmax_cross_entropy_with_integer_labels(
                 f"got {class_weights.shape}"
             )
     if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+        raise TypeError(
+            f"ignore_index must be an int or None, got {_validate.plain(ignore_index)}"
+        )
     if ignore_index is not None:
         info = jnp.iinfo(labels.dtype)
         # A value the labels' dtype cannot hold matches no label.

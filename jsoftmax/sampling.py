@@ -57,7 +57,9 @@ def sample(key, logits, axis: int = -1, where=None, *, temperature=1.0, shape=No
     batch = logits.shape[:axis] + logits.shape[axis + 1 :]
     shape = batch if shape is None else tuple(shape)
     if shape[len(shape) - len(batch) :] != batch:
-        raise ValueError(f"shape={shape} must end with the batch shape {batch}")
+        raise ValueError(
+            f"shape={_validate.plain(shape)} must end with the batch shape {batch}"
+        )
     return _sample_jit(key, logits, temperature, mask, axis, shape)
 
 

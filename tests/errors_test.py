@@ -222,6 +222,14 @@ def test_rejected_values_print_plainly():
             X, jnp.array([0, 1, 2]), np.int64(-1)
         )
     assert "without axis -1)" in str(info.value)
+    with pytest.raises(TypeError) as info:
+        jsoftmax.softmax_cross_entropy_with_integer_labels(
+            X, jnp.array([0, 1]), ignore_index=np.float32(1.0)
+        )
+    assert str(info.value) == "ignore_index must be an int or None, got 1.0"
+    with pytest.raises(ValueError) as info:
+        jsoftmax.sample(KEY, X, shape=(np.int64(4), np.int64(3)))
+    assert str(info.value) == "shape=(4, 3) must end with the batch shape (2,)"
 
 
 # --------------------------------------------------------------------------- #
