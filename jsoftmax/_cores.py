@@ -107,7 +107,8 @@ def logsumexp_core(x, temperature, axes):
     # T·log Σ is 0 where one entry carries the row, also at T = 0 or inf
     # (0·inf would be NaN), and in an all -inf row (value -inf). m is max/2.
     keep_max = (log_total == 0) | (m == -jnp.inf)
-    return 2 * m + jnp.where(keep_max, temp.poison, t * log_total)
+    # 0·log Σ: NaN where a NaN row fooled the max into -inf (see _rows.normalized).
+    return 2 * m + jnp.where(keep_max, temp.poison + 0 * log_total, t * log_total)
 
 
 @partial(logsumexp_core.defjvp, symbolic_zeros=True)
@@ -158,7 +159,8 @@ def weighted_logsumexp_core(x, b, temperature, axes):
     t = jnp.asarray(temperature, m.dtype)
     value = m + jnp.where(log_abs == 0, 0, t * log_abs)
     empty = (total == 0) | _rows.dead_row(m)
-    return jnp.where(empty, -jnp.inf, value), jnp.where(empty, 0, jnp.sign(total))
+    value = jnp.where(empty, -jnp.inf + 0 * total, value)
+    return value, jnp.where(empty, 0, jnp.sign(total))
 
 
 @partial(weighted_logsumexp_core.defjvp, symbolic_zeros=True)

@@ -134,13 +134,18 @@ def dead_row(m):
 def normalized(e, total, m, temp: Temperature):
     """``e/Σ``; 0 in an all ``-inf`` row (whose ``z`` are 0 by construction),
     NaN there too for an invalid ``T``."""
-    return jnp.where(dead_row(m), temp.poison, e / total)
+    value = e / total
+    # 0·value: 0 in a true all -inf row (value 1/K), NaN where a NaN fooled
+    # the max into -inf (XLA:CPU's vectorised max can return its init).
+    return jnp.where(dead_row(m), temp.poison + 0 * value, value)
 
 
 def log_p(z, total, m, temp: Temperature):
     """``z - log Σ`` (``-inf`` at ``-inf`` entries); ``-inf`` in an all ``-inf``
     row (NaN for an invalid ``T``). A NaN row is NaN everywhere: ``-inf - NaN``."""
-    return jnp.where(dead_row(m), temp.poison - jnp.inf, z - jnp.log(total))
+    value = z - jnp.log(total)
+    # 0·value: see normalized.
+    return jnp.where(dead_row(m), temp.poison - jnp.inf + 0 * value, value)
 
 
 # --------------------------------------------------------------------------- #
