@@ -102,13 +102,14 @@ def _log_softmax_jvp(axes, primals, tangents):
 def logsumexp_core(x, temperature, axes):
     """Keepdims ``T·log Σ exp(x/T)`` in the compute dtype."""
     _, m, temp, z = _parts(x, temperature, axes)
-    log_total = jnp.log(_rows.row_sum(z, axes))
+    total = _rows.row_sum(z, axes)
+    log_total = jnp.log(total)
     t = jnp.asarray(temperature, m.dtype)
     # T·log Σ is 0 where one entry carries the row, also at T = 0 or inf
     # (0·inf would be NaN), and in an all -inf row (value -inf). m is max/2.
     keep_max = (log_total == 0) | (m == -jnp.inf)
-    # 0·log Σ: NaN where a NaN row fooled the max into -inf (see _rows.normalized).
-    return 2 * m + jnp.where(keep_max, temp.poison + 0 * log_total, t * log_total)
+    # 0·Σ: NaN where a NaN row fooled the max into -inf (see _rows.normalized).
+    return 2 * m + jnp.where(keep_max, temp.poison + 0 * total, t * log_total)
 
 
 @partial(logsumexp_core.defjvp, symbolic_zeros=True)
