@@ -283,9 +283,8 @@ def test_dead_entries_add_nothing_to_the_derivatives(temperature):
 
 @pytest.mark.parametrize("temperature", [1e-30, 1.0, 1e35])
 def test_label_on_a_finite_entry_of_a_plus_inf_row_is_inf(temperature):
-    # The cheap branch (every T ordinary) must still give -log 0 = inf there,
-    # also at T = 1e35 where (x - max)/T alone would stay finite, and also when
-    # T is a constant inside jit (the branch is then chosen while compiling).
+    # -log 0 = inf there at every T, also at T = 1e35 where (x - max)/T alone
+    # would stay finite, and also when T is a constant inside jit.
     logits = jnp.array([[inf, 3.0, -inf, inf], [1.0, 2.0, 3.0, 4.0]])
     labels = jnp.array([[0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.5]])
     losses = {
@@ -365,9 +364,9 @@ def test_ignore_index_gives_zero_and_leaves_mean():
     np.testing.assert_allclose(wmean, expected, rtol=1e-13)
 
 
-# 4096 classes: XLA:CPU's fused reductions drop a NaN unless the arithmetic
-# guards it (see jsoftmax.softmax._opaque). T = 0 and a +inf row send the
-# batch to the general branch.
+# 4096 classes: XLA:CPU's vectorised max can drop a NaN, so the NaN must be
+# carried by the row sum (see jsoftmax/_rows.py); at T = 0 and with a +inf row
+# in the batch too.
 @pytest.mark.parametrize("width", [4, 4096])
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
 @pytest.mark.parametrize("inf_row", [False, True])

@@ -331,8 +331,8 @@ def test_masked_equals_minus_inf_values_and_gradients():
     np.testing.assert_array_equal(g, 0)
 
 
-# 4096 wide: XLA:CPU's fused reductions drop a NaN unless the arithmetic guards
-# it (see jsoftmax.softmax._opaque); T = 0 takes the general branch.
+# 4096 wide: XLA:CPU's vectorised max can drop a NaN, so the NaN must be
+# carried by the row sum (see jsoftmax/_rows.py); at T = 0 too.
 @pytest.mark.parametrize("width", [5, 4096])
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
 @pytest.mark.slow
@@ -625,7 +625,7 @@ def _float64_log_softmax(x, t):
         return z - lse, lse * t
 
 
-# 40000 = 2 chunks of 20000; 32771 is prime and takes the direct sum.
+# Rows wider than 32768 (40000, and 32771, a prime).
 @pytest.mark.parametrize("width", [40000, 32771])
 @pytest.mark.slow
 def test_wide_rows_match_float64_values_and_gradients(width):
@@ -672,9 +672,9 @@ def test_wide_rows_match_float64_values_and_gradients(width):
 
 @pytest.mark.slow
 def test_wide_rows_at_zero_and_infinite_temperature():
-    # The general arithmetic on chunked rows (40000 = 2 chunks), every edge row.
+    # T = 0 and T = inf on 40000-wide rows, every edge row.
     x = _wide_rows(40000)
-    x[0, [7, 30001]] = 50.0  # a tie for the max across the two chunks
+    x[0, [7, 30001]] = 50.0  # a tie for the max far apart in the row
     t = np.array([[0.0], [np.inf], [0.0], [np.inf], [0.0], [np.inf]], np.float32)
     p = np.asarray(jsoftmax.softmax(x, temperature=t))
     lp = np.asarray(jsoftmax.log_softmax(x, temperature=t))
