@@ -85,7 +85,7 @@ def gumbel_softmax(
     )
     mask = _validate.where_mask(where, logits.shape)
     if not isinstance(hard, bool):
-        raise TypeError(f"hard must be a bool, got {hard!r}")
+        raise TypeError(f"hard must be a bool, got {_validate.plain(hard)}")
     return _gumbel_softmax_jit(key, logits, temperature, mask, axis, hard)
 
 

@@ -385,9 +385,11 @@ def linear_cross_entropy(
     if block_size is not None and (
         isinstance(block_size, bool) or not isinstance(block_size, int)
     ):
-        raise TypeError(f"block_size must be an int or None, got {block_size!r}")
+        raise TypeError(
+            f"block_size must be an int or None, got {_validate.plain(block_size)}"
+        )
     if block_size is not None and block_size < 1:
-        raise ValueError(f"block_size must be >= 1, got {block_size}")
+        raise ValueError(f"block_size must be >= 1, got {_validate.plain(block_size)}")
     rows = 1
     for n in batch_shape:
         rows *= n
@@ -413,7 +415,7 @@ def _static_number(value, name, ok, rule):
         raise TypeError(f"{name} must be a Python float, not a traced value")
     value = float(value)
     if not ok(value):
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
+        raise ValueError(f"{name} must be {rule}, got {_validate.plain(value)}")
     return value
 
 

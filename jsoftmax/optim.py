@@ -11,6 +11,7 @@ r"""Optimising probability vectors in ``eta``-space with optax.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -59,6 +60,14 @@ def natural_gradient(scale=1.0, axis: int = -1) -> optax.GradientTransformation:
       >>> print(step)  # g/q + Σg/p0 with q = p0 = 1/3
       [ 3. -3.]
     """
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(
+            f"axis must be one int, got {_validate.plain(axis)}: natural_gradient "
+            "preconditions along the single axis of eta that holds the n "
+            "coordinates (map over the others, e.g. with jax.vmap)"
+        ) from None
 
     def init_fn(params):
         del params
@@ -133,9 +142,11 @@ def minimize(
       [0.2 0.3 0.5]
     """
     if not isinstance(max_steps, int) or max_steps < 0:
-        raise ValueError(f"max_steps must be a non-negative int, got {max_steps!r}")
+        raise ValueError(
+            f"max_steps must be a non-negative int, got {_validate.plain(max_steps)}"
+        )
     if not gtol >= 0:
-        raise ValueError(f"gtol must be >= 0, got {gtol!r}")
+        raise ValueError(f"gtol must be >= 0, got {_validate.plain(gtol)}")
     eta0 = _validate.as_float_array(eta0, "eta0")
     solve = _solver(fun, optimizer, max_steps, float(gtol))
     return solve(eta0, tuple(args))

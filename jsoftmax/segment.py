@@ -41,6 +41,7 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from jsoftmax import _validate
+from jsoftmax.vocab_parallel import real_array
 
 __all__ = ["segment_softmax", "segment_logsumexp"]
 
@@ -226,7 +227,8 @@ def _prepare(x, segment_ids, num_segments, temperature, indices_are_sorted):
         raise ValueError(f"num_segments must be >= 0, got {num_segments}")
     if not isinstance(indices_are_sorted, bool):
         raise TypeError(
-            f"indices_are_sorted must be a bool, got {indices_are_sorted!r}"
+            "indices_are_sorted must be a bool, got "
+            f"{_validate.plain(indices_are_sorted)}"
         )
     dtype = _validate.compute_dtype(x.dtype)
     stats_shape = (num_segments,) + x.shape[1:]
@@ -235,14 +237,7 @@ def _prepare(x, segment_ids, num_segments, temperature, indices_are_sorted):
 
 def _temperature(value, stats_shape, dtype):
     """T as a scalar or a ``[num_segments, ...]``-ranked array (one per segment)."""
-    value = jnp.asarray(value) if not isinstance(value, jax.Array) else value
-    if not (
-        jnp.issubdtype(value.dtype, jnp.floating)
-        or jnp.issubdtype(value.dtype, jnp.integer)
-    ):
-        raise TypeError(
-            f"temperature must be a real number or array, got dtype {value.dtype}"
-        )
+    value = real_array(value, "temperature")
     if _validate.is_concrete(value):
         problem = _validate.nonnegative(np.asarray(value, dtype=np.float64))
         if problem:

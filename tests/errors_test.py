@@ -310,3 +310,135 @@ def test_axis_annotations_read_as_what_they_take():
     ):
         annotation = inspect.signature(function).parameters["axis"].annotation
         assert annotation == "int | Sequence[int] | None", function.__name__
+
+
+# --------------------------------------------------------------------------- #
+# Segment, linear cross-entropy, Gumbel and optim arguments
+# --------------------------------------------------------------------------- #
+SEGMENT_X = jnp.array([1.0, 2.0, 3.0])
+SEGMENT_IDS = jnp.array([0, 0, 1])
+LINEAR = (jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.array([0, 3]))
+MORE_TEMPERATURE_CALLS = {
+    "segment_softmax": lambda t: jsoftmax.segment_softmax(
+        SEGMENT_X, SEGMENT_IDS, temperature=t
+    ),
+    "segment_logsumexp": lambda t: jsoftmax.segment_logsumexp(
+        SEGMENT_X, SEGMENT_IDS, temperature=t
+    ),
+    "linear_cross_entropy": lambda t: jsoftmax.linear_cross_entropy(
+        *LINEAR, temperature=t
+    ),
+    "vocab_parallel_integer_cross_entropy": lambda t: (
+        vocab_parallel.vocab_parallel_integer_cross_entropy(
+            X, jnp.array([0, 2]), None, temperature=t
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_TEMPERATURE_CALLS))
+def test_none_temperature_of_segment_and_linear_functions(name):
+    with pytest.raises(TypeError) as info:
+        MORE_TEMPERATURE_CALLS[name](None)
+    assert str(info.value) == (
+        "temperature must be a real number or array, got None: pass a number "
+        "(temperature=1.0 leaves it unscaled)"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(MORE_TEMPERATURE_CALLS))
+def test_string_and_object_temperature_of_segment_and_linear_functions(name):
+    with pytest.raises(TypeError) as info:
+        MORE_TEMPERATURE_CALLS[name]("2")
+    assert str(info.value) == (
+        "temperature must be a real number or array, got '2': pass the number, "
+        "temperature=2.0"
+    )
+    with pytest.raises(TypeError, match=r"^temperature must be a real number"):
+        MORE_TEMPERATURE_CALLS[name](object())
+    with pytest.raises(TypeError, match=r"^temperature must be .* got dtype bool"):
+        MORE_TEMPERATURE_CALLS[name](jnp.array(True))
+
+
+@pytest.mark.parametrize("name", sorted(MORE_TEMPERATURE_CALLS))
+def test_numeric_temperature_still_accepted(name):
+    # The new checks reject only non-numbers: numpy scalars and ints still work.
+    value = MORE_TEMPERATURE_CALLS[name](np.float32(2.0))
+    assert bool(jnp.all(jnp.isfinite(value)))
+    value = MORE_TEMPERATURE_CALLS[name](2)
+    assert bool(jnp.all(jnp.isfinite(value)))
+
+
+def test_numpy_scalars_print_plainly_in_more_messages():
+    with pytest.raises(TypeError) as info:
+        jsoftmax.linear_cross_entropy(*LINEAR, block_size=np.float32(2.0))
+    assert str(info.value) == "block_size must be an int or None, got 2.0"
+    with pytest.raises(ValueError) as info:
+        jsoftmax.linear_cross_entropy(*LINEAR, z_loss=np.float32(-1.0))
+    assert str(info.value) == "z_loss must be >= 0, got -1.0"
+    with pytest.raises(ValueError) as info:
+        jsoftmax.linear_cross_entropy(*LINEAR, logit_softcap=np.float64(-2.0))
+    assert str(info.value) == "logit_softcap must be > 0, got -2.0"
+    with pytest.raises(TypeError) as info:
+        jsoftmax.linear_cross_entropy(*LINEAR, ignore_index=np.float32(-100.0))
+    assert str(info.value) == "ignore_index must be an int or None, got -100.0"
+    with pytest.raises(TypeError) as info:
+        vocab_parallel.vocab_parallel_integer_cross_entropy(
+            X, jnp.array([0, 2]), None, ignore_index=np.float64(-1.0)
+        )
+    assert str(info.value) == "ignore_index must be an int or None, got -1.0"
+    with pytest.raises(TypeError) as info:
+        jsoftmax.segment_softmax(
+            SEGMENT_X, SEGMENT_IDS, indices_are_sorted=np.bool_(True)
+        )
+    assert str(info.value) == "indices_are_sorted must be a bool, got True"
+    with pytest.raises(TypeError) as info:
+        jsoftmax.gumbel_softmax(KEY, X, hard=np.float32(1.0))
+    assert str(info.value) == "hard must be a bool, got 1.0"
+    with pytest.raises(TypeError) as info:
+        jsoftmax.gumbel_softmax(KEY, X, hard=np.bool_(True))
+    assert str(info.value) == "hard must be a bool, got True"
+
+
+def _quadratic(eta):
+    return jnp.sum(eta**2)
+
+
+def test_minimize_numpy_scalars_print_plainly():
+    import optax
+
+    with pytest.raises(ValueError) as info:
+        optim.minimize(
+            _quadratic, jnp.ones(2), optax.sgd(0.1), max_steps=np.int64(3), gtol=0.0
+        )
+    assert str(info.value) == "max_steps must be a non-negative int, got 3"
+    with pytest.raises(ValueError) as info:
+        optim.minimize(
+            _quadratic, jnp.ones(2), optax.sgd(0.1), max_steps=3, gtol=np.float32(-1)
+        )
+    assert str(info.value) == "gtol must be >= 0, got -1.0"
+
+
+@pytest.mark.parametrize("axis", [(0, 1), [0], None, 1.0])
+def test_natural_gradient_rejects_a_non_int_axis_when_built(axis):
+    with pytest.raises(TypeError) as info:
+        optim.natural_gradient(axis=axis)
+    message = str(info.value)
+    assert message.startswith(f"axis must be one int, got {_plain(axis)}: ")
+    assert "natural_gradient" in message
+
+
+def test_natural_gradient_int_axes_still_work():
+    eta = jnp.zeros((2, 3))
+    g = jnp.array([[1.0, -1.0, 0.0], [0.5, 0.0, -0.5]])
+    rows = optim.natural_gradient(axis=np.int64(-1))
+    columns = optim.natural_gradient(axis=0)
+    step_rows, _ = rows.update(g, rows.init(eta), eta)
+    step_columns, _ = columns.update(g.T, columns.init(eta.T), eta.T)
+    np.testing.assert_allclose(step_rows, step_columns.T, rtol=1e-12)
+
+
+def _plain(axis):
+    from jsoftmax import _validate
+
+    return _validate.plain(axis)
