@@ -371,7 +371,9 @@ def test_compiled_temporary_memory_never_holds_the_logits():
 def test_default_block_size():
     assert default_block_size(8192, 131072, "cpu") == 128
     assert default_block_size(2048, 32768, "cpu") == 512
-    assert default_block_size(8192, 131072, "gpu") == 2048
+    assert default_block_size(8192, 131072, "gpu") == 4096
+    assert default_block_size(8192, 131072, "tpu") == 4096
+    assert default_block_size(65536, 262144, "gpu") == 512
     assert default_block_size(4, 100, "cpu") == 100
 
 
