@@ -38,7 +38,7 @@ __all__ = ["linear_cross_entropy"]
 # float32 array): value_and_grad at N=2048, D=512, V=32768 ran fastest at
 # B=256-512 and 5-10% slower at B=2048-4096. Accelerators take 2^25: compiled
 # without the device (python -m bench.vocab --target h100 / tpu-v5e) at N=8192,
-# D=2048, V=131072, B=4096 against B=2048 moves 14-29% fewer bytes, launches
+# D=2048, V=131072, B=4096 against B=2048 moves 14-30% fewer bytes, launches
 # half the kernels and (TPU v5e) takes 9-17% fewer estimated cycles, for
 # 32-120 MiB more temporary memory; B=8192 gains little more in bytes and
 # costs cycles on TPU.
