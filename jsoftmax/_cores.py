@@ -23,24 +23,20 @@ from jax.custom_derivatives import SymbolicZero
 from jsoftmax import _rows
 
 
-def _parts(x, temperature, axes):
-    """``h = x/2`` widened, its row max ``m``, the temperature terms and ``z``."""
-    h = _rows.halved(x)
-    m = _rows.row_max(h, axes)
-    temp = _rows.temperature_terms(temperature, h.dtype)
-    return h, m, temp, _rows.scaled_logits(h, m, temp)
-
-
 # --------------------------------------------------------------------------- #
 # softmax
 # --------------------------------------------------------------------------- #
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def softmax_core(x, temperature, axes):
     """Probabilities in ``x``'s dtype."""
-    _, m, temp, z = _parts(x, temperature, axes)
-    unnormalized = jnp.exp(z)
-    total = jnp.sum(unnormalized, axes, keepdims=True)
-    return _rows.normalized(unnormalized, total, m, temp).astype(x.dtype)
+
+    def finish(h, m, temp, z, regular):
+        unnormalized = jnp.exp(z)
+        total = jnp.sum(unnormalized, axes, keepdims=True)
+        y = _rows.normalized(unnormalized, total, m, temp, regular)
+        return y.astype(x.dtype)
+
+    return _rows.with_logits(x, temperature, axes, finish)
 
 
 @partial(softmax_core.defjvp, symbolic_zeros=True)
@@ -60,7 +56,7 @@ def _softmax_jvp(axes, primals, tangents):
     if not isinstance(tangents[1], SymbolicZero):
         log_p = _rows.widened(log_softmax_core(x, temperature, axes))
     u = _rows.direction(log_p, tangents[0], tangents[1], yc.dtype)
-    scale = _rows.derivative_scale(temperature, _rows.row_max(_rows.halved(x), axes))
+    scale = _rows.derivative_scale(temperature, _rows.half_max(x, axes))
     tangent = yc * (scale * _rows.log_softmax_tangent(u, yc, axes))
     return y, tangent.astype(y.dtype)
 
@@ -71,8 +67,12 @@ def _softmax_jvp(axes, primals, tangents):
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def log_softmax_core(x, temperature, axes):
     """Log-probabilities in ``x``'s dtype: ``z - log Σ exp z``."""
-    _, m, temp, z = _parts(x, temperature, axes)
-    return _rows.log_p(z, _rows.row_sum(z, axes), m, temp).astype(x.dtype)
+
+    def finish(h, m, temp, z, regular):
+        total = _rows.row_sum(z, axes)
+        return _rows.log_p(z, total, m, temp, regular).astype(x.dtype)
+
+    return _rows.with_logits(x, temperature, axes, finish)
 
 
 @partial(log_softmax_core.defjvp, symbolic_zeros=True)
@@ -89,7 +89,7 @@ def _log_softmax_jvp(axes, primals, tangents):
         return log_p, jnp.zeros_like(log_p)
     lp = _rows.widened(log_p)
     u = _rows.direction(lp, tangents[0], tangents[1], lp.dtype)
-    scale = _rows.derivative_scale(temperature, _rows.row_max(_rows.halved(x), axes))
+    scale = _rows.derivative_scale(temperature, _rows.half_max(x, axes))
     along_p = jnp.sum(jnp.exp(lp) * u, axes, keepdims=True)
     tangent = jnp.where(lp == -jnp.inf, 0, scale * (u - along_p))
     return log_p, tangent.astype(log_p.dtype)
@@ -101,15 +101,18 @@ def _log_softmax_jvp(axes, primals, tangents):
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def logsumexp_core(x, temperature, axes):
     """Keepdims ``T·log Σ exp(x/T)`` in the compute dtype."""
-    _, m, temp, z = _parts(x, temperature, axes)
-    total = _rows.row_sum(z, axes)
-    log_total = jnp.log(total)
-    t = jnp.asarray(temperature, m.dtype)
-    # T·log Σ is 0 where one entry carries the row, also at T = 0 or inf
-    # (0·inf would be NaN), and in an all -inf row (value -inf). m is max/2.
-    keep_max = (log_total == 0) | (m == -jnp.inf)
-    # 0·Σ: NaN where a NaN row fooled the max into -inf (see _rows.normalized).
-    return 2 * m + jnp.where(keep_max, temp.poison + 0 * total, t * log_total)
+
+    def finish(h, m, temp, z, regular):
+        total = _rows.row_sum(z, axes)
+        log_total = jnp.log(total)
+        t = jnp.asarray(temperature, m.dtype)
+        # T·log Σ is 0 where one entry carries the row, also at T = 0 or inf
+        # (0·inf would be NaN), and in an all -inf row (value -inf). m is max/2.
+        keep_max = (log_total == 0) | (m == -jnp.inf)
+        # 0·Σ: NaN where a NaN row fooled the max into -inf (_rows.normalized).
+        return 2 * m + jnp.where(keep_max, temp.poison + 0 * total, t * log_total)
+
+    return _rows.with_logits(x, temperature, axes, finish)
 
 
 @partial(logsumexp_core.defjvp, symbolic_zeros=True)
@@ -121,7 +124,7 @@ def _logsumexp_jvp(axes, primals, tangents):
     value = logsumexp_core(x, temperature, axes)
     if _rows.no_tangent(tangents):
         return value, jnp.zeros_like(value)
-    keep = _rows.row_max(_rows.halved(x), axes) != jnp.inf
+    keep = _rows.half_max(x, axes) != jnp.inf
     y = _rows.widened(softmax_core(x, temperature, axes))
     tangent = jnp.zeros_like(value)
     if not isinstance(tangent_x, SymbolicZero):

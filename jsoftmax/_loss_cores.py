@@ -22,8 +22,8 @@ from jsoftmax import _rows
 
 def _normalizer(x, temperature, axes):
     """``h = x/2`` widened, its row max, the temperature terms, ``z``, ``log Σ``."""
+    m = _rows.half_max(x, axes)
     h = _rows.halved(x)
-    m = _rows.row_max(h, axes)
     temp = _rows.temperature_terms(temperature, h.dtype)
     z = _rows.scaled_logits(h, m, temp)
     return h, m, temp, z, _rows.row_sum(z, axes)
