@@ -3,13 +3,15 @@
 Each core takes ``x`` in its own dtype (16-bit input is widened inside the
 passes that read it, see :func:`jsoftmax._rows.widened`), a per-row
 temperature in the compute dtype and the reduced ``axes`` (static). Values
-come from :mod:`jsoftmax._rows`; the rules return tail-exact derivatives with
-zeros on the edges of DESIGN.md, and call the cores again, so that every higher
-order goes through the same rules.
+come from :mod:`jsoftmax._rows`; the rules return derivatives with zeros on the
+edges of DESIGN.md (softmax's keeps the dominant entry's tail), and call the
+cores again, so that every higher order goes through the same rules.
 
 On an accelerator each forward is the program ``jax.nn`` compiles to (a max
 pass, a pass summing ``exp z``, the output pass), with the edge selects folded
-into the passes; no conditional, no barrier.
+into the passes and no conditional (the CPU-only ``lax.cond`` of
+:func:`jsoftmax._rows.with_logits` is resolved away while lowering). The one
+barrier is in softmax's rule for 16-bit input (see there).
 """
 
 from __future__ import annotations
