@@ -32,7 +32,7 @@ from jsoftmax import _rows
 def softmax_core(x, temperature, axes):
     """Probabilities in ``x``'s dtype."""
 
-    def finish(h, m, temp, z, regular):
+    def finish(m, temp, z, regular):
         unnormalized = jnp.exp(z)
         total = jnp.sum(unnormalized, axes, keepdims=True)
         y = _rows.normalized(unnormalized, total, m, temp, regular)
@@ -70,7 +70,7 @@ def _softmax_jvp(axes, primals, tangents):
 def log_softmax_core(x, temperature, axes):
     """Log-probabilities in ``x``'s dtype: ``z - log Σ exp z``."""
 
-    def finish(h, m, temp, z, regular):
+    def finish(m, temp, z, regular):
         total = _rows.row_sum(z, axes)
         return _rows.log_p(z, total, m, temp, regular).astype(x.dtype)
 
@@ -104,7 +104,7 @@ def _log_softmax_jvp(axes, primals, tangents):
 def logsumexp_core(x, temperature, axes):
     """Keepdims ``T·log Σ exp(x/T)`` in the compute dtype."""
 
-    def finish(h, m, temp, z, regular):
+    def finish(m, temp, z, regular):
         total = _rows.row_sum(z, axes)
         log_total = jnp.log(total)
         t = jnp.asarray(temperature, m.dtype)

@@ -141,7 +141,7 @@ def regular(m, temp: Temperature):
 
 
 def with_logits(x, temperature, axes, finish):
-    """``finish(h, m, temp, z, regular)`` with ``z`` from :func:`scaled_logits`.
+    """``finish(m, temp, z, regular)`` with ``z`` from :func:`scaled_logits`.
 
     On CPU only, a ``lax.cond`` on :func:`regular` takes the plain arithmetic
     ``(h - m)·(2/T)`` when it is exact for every row: XLA:CPU does not fuse the
@@ -154,13 +154,13 @@ def with_logits(x, temperature, axes, finish):
 
     def general(x, m, temp):
         h = halved(x)
-        return finish(h, m, temp, scaled_logits(h, m, temp), False)
+        return finish(m, temp, scaled_logits(h, m, temp), False)
 
     def plain(x, m, temp):
         # No row is all -inf here: finish skips its dead-row select too (a
         # select in the output pass cost XLA:CPU 0.43x of jax.nn in bfloat16).
         h = halved(x)
-        return finish(h, m, temp, (h - m) * temp.rate, True)
+        return finish(m, temp, (h - m) * temp.rate, True)
 
     def on_cpu(x, m, temp):
         return lax.cond(regular(m, temp), plain, general, x, m, temp)

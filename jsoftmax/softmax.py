@@ -22,8 +22,6 @@ from jsoftmax._cores import weighted_logsumexp_core
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_jacobian"]
 
-Axis = int | Sequence[int] | None
-
 
 def _prepare(x, axis, where, temperature, name="x"):
     """Validate eagerly; return ``x``, axes, the compute-dtype T and the mask."""
