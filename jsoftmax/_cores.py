@@ -25,6 +25,11 @@ from jax.custom_derivatives import SymbolicZero
 from jsoftmax import _rows
 
 
+def _first_is_nan(axes):
+    # A row that plain arithmetic got wrong is NaN everywhere (_rows.with_logits).
+    return lambda values: jnp.isnan(_rows.first_entry(values, axes))
+
+
 # --------------------------------------------------------------------------- #
 # softmax
 # --------------------------------------------------------------------------- #
@@ -38,7 +43,7 @@ def softmax_core(x, temperature, axes):
         y = _rows.normalized(unnormalized, total, m, temp, regular)
         return y.astype(x.dtype)
 
-    return _rows.with_logits(x, temperature, axes, finish)
+    return _rows.with_logits(x, temperature, axes, finish, _first_is_nan(axes))
 
 
 @partial(softmax_core.defjvp, symbolic_zeros=True)
@@ -74,7 +79,7 @@ def log_softmax_core(x, temperature, axes):
         total = _rows.row_sum(z, axes)
         return _rows.log_p(z, total, m, temp, regular).astype(x.dtype)
 
-    return _rows.with_logits(x, temperature, axes, finish)
+    return _rows.with_logits(x, temperature, axes, finish, _first_is_nan(axes))
 
 
 @partial(log_softmax_core.defjvp, symbolic_zeros=True)
@@ -114,7 +119,7 @@ def logsumexp_core(x, temperature, axes):
         # 0·Σ: NaN where a NaN row fooled the max into -inf (_rows.normalized).
         return 2 * m + jnp.where(keep_max, temp.poison + 0 * total, t * log_total)
 
-    return _rows.with_logits(x, temperature, axes, finish)
+    return _rows.with_logits(x, temperature, axes, finish, jnp.isnan)
 
 
 @partial(logsumexp_core.defjvp, symbolic_zeros=True)

@@ -131,41 +131,60 @@ def scaled_logits(h, m, temp: Temperature):
     return jnp.where(h == m, temp.poison, jnp.where(dead, -jnp.inf, z))
 
 
-def regular(m, temp: Temperature):
-    """Every row regular: finite max, ``0 < T < inf`` unscaled (``c = 1``).
-    Then ``z = (h - m)·(2/T)`` equals :func:`scaled_logits` bit for bit."""
-    ordinary_t = (
+def ordinary_temperature(temp: Temperature):
+    """Every row's ``T`` is ordinary: ``0 < T < inf`` unscaled (``c = 1``). Then
+    in a row with a finite max ``z = (h - m)·(2/T)`` equals
+    :func:`scaled_logits` bit for bit."""
+    return jnp.all(
         ~temp.hard & (temp.prescale == 1) & (temp.rate > 0) & (temp.poison == 0)
     )
-    return jnp.all(jnp.abs(m) < jnp.inf) & jnp.all(ordinary_t)
 
 
-def with_logits(x, temperature, axes, finish):
+def first_entry(values, axes):
+    """Each row's first entry along ``axes`` (keepdims): a cheap witness of a
+    row that plain arithmetic made NaN (see :func:`with_logits`)."""
+    for axis in axes:
+        values = lax.slice_in_dim(values, 0, 1, axis=axis)
+    return values
+
+
+def with_logits(x, temperature, axes, finish, suspect):
     """``finish(m, temp, z, regular)`` with ``z`` from :func:`scaled_logits`.
 
-    On CPU only, a ``lax.cond`` on :func:`regular` takes the plain arithmetic
-    ``(h - m)·(2/T)`` when it is exact for every row: XLA:CPU does not fuse the
-    selects into its vectorised exp-and-sum (softmax forward at 4096x32768
-    float32: 0.47x of jax.nn with them). Accelerator programs never carry the
-    conditional (``lax.platform_dependent`` resolves it while lowering).
+    On accelerators this is the one general program (selects, no
+    conditional). On CPU, where XLA does not fuse selects into its vectorised
+    exp-and-sum (softmax forward at 4096x32768 float32: 0.47x of jax.nn with
+    them) but compiles the plain arithmetic of ``jax.nn`` into one fused
+    kernel, it first runs ``finish`` on the plain ``z = (h - m)·(2/T)``
+    (``regular=True``: no edge select) and keeps that result unless
+    ``suspect(result)`` flags a row or some ``T`` is not ordinary; then a
+    ``lax.cond`` recomputes everything with the general program. Plain
+    arithmetic is exact wherever the row max is finite; in a row that holds
+    ``±inf`` or NaN, or is all ``-inf``, it forms ``inf - inf`` or NaN, whose
+    NaN reaches every output of the row through its sum, so ``suspect`` (a
+    boolean array) only needs to look at a row-sized witness. Accelerator
+    programs never carry the conditional (``lax.platform_dependent`` resolves
+    it while lowering). Under ``vmap`` on CPU the conditional becomes a select
+    of both programs.
     """
-    m = half_max(x, axes)
-    temp = temperature_terms(temperature, m.dtype)
 
-    def general(x, m, temp):
-        h = halved(x)
-        return finish(m, temp, scaled_logits(h, m, temp), False)
+    def general(x):
+        m = half_max(x, axes)
+        temp = temperature_terms(temperature, m.dtype)
+        return finish(m, temp, scaled_logits(halved(x), m, temp), False)
 
-    def plain(x, m, temp):
-        # No row is all -inf here: finish skips its dead-row select too (a
-        # select in the output pass cost XLA:CPU 0.43x of jax.nn in bfloat16).
-        h = halved(x)
-        return finish(m, temp, (h - m) * temp.rate, True)
+    def on_cpu(x):
+        m = half_max(x, axes)
+        temp = temperature_terms(temperature, m.dtype)
+        plain = finish(m, temp, (halved(x) - m) * temp.rate, True)
+        leaves = jax.tree_util.tree_leaves(suspect(plain))
+        flagged = jnp.any(jnp.stack([jnp.any(leaf) for leaf in leaves]))
+        retry = flagged | ~ordinary_temperature(temp)
+        return lax.cond(retry, lambda x, _: general(x), lambda _, kept: kept, x, plain)
 
-    def on_cpu(x, m, temp):
-        return lax.cond(regular(m, temp), plain, general, x, m, temp)
-
-    return lax.platform_dependent(x, m, temp, cpu=on_cpu, default=general)
+    if any(x.shape[axis] == 0 for axis in axes):
+        return general(x)
+    return lax.platform_dependent(x, cpu=on_cpu, default=general)
 
 
 def row_sum(z, axes):
