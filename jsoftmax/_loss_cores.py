@@ -1,11 +1,13 @@
 """The ``custom_jvp`` cores of the two softmax cross-entropies.
 
-Both read ``z``, ``log Σ exp z`` and the row max from :mod:`jsoftmax._rows`
-(so their edge handling is the normalisers'), and their rules return the
-gradient ``(p - y')/T`` directly: reverse mode keeps one logits-sized tensor.
-Derivatives follow log_softmax's edge table: an entry whose ``log p`` is
-``-inf`` whatever ``x`` and ``T`` do (a ``-inf`` logit, a finite entry of a
-``+inf`` row) adds nothing, and a row holding ``+inf`` has derivative 0.
+Both run through :func:`jsoftmax._rows.with_logits` (so their edge handling is
+the normalisers', and on CPU they take the plain program when it is exact),
+and their rules hand over the gradient ``(p - y')/T`` directly: reverse mode
+keeps one logits-sized tensor. Derivatives follow log_softmax's edge table: an
+entry whose ``log p`` is ``-inf`` whatever ``x`` and ``T`` do (a ``-inf``
+logit, a finite entry of a ``+inf`` row) adds nothing, and a row holding
+``+inf`` has derivative 0. ``p = exp z / Σ`` in both programs, so that a row's
+gradient does not depend on which one ran.
 """
 
 from __future__ import annotations
@@ -20,20 +22,6 @@ from jax.custom_derivatives import SymbolicZero
 from jsoftmax import _rows
 
 
-def _normalizer(x, temperature, axes):
-    """``h = x/2`` widened, its row max, the temperature terms, ``z``, ``log Σ``."""
-    m = _rows.half_max(x, axes)
-    h = _rows.halved(x)
-    temp = _rows.temperature_terms(temperature, h.dtype)
-    z = _rows.scaled_logits(h, m, temp)
-    return h, m, temp, z, _rows.row_sum(z, axes)
-
-
-def _probabilities(z, total, m, temp):
-    # 0 at dead entries and in all -inf rows.
-    return jnp.exp(_rows.log_p(z, total, m, temp))
-
-
 def _neg_log_p(z, total, m, temp):
     # +inf at dead entries and in all -inf rows.
     return -_rows.log_p(z, total, m, temp)
@@ -42,18 +30,61 @@ def _neg_log_p(z, total, m, temp):
 # --------------------------------------------------------------------------- #
 # Probability labels
 # --------------------------------------------------------------------------- #
-def _xent_parts(x, labels, temperature, axes):
-    _, m, temp, z, total = _normalizer(x, temperature, axes)
-    neg_log_p = _neg_log_p(z, total, m, temp)  # >= 0, +inf at dead entries
-    # y = 0 adds 0 even where -log p = inf; y > 0 there gives +inf.
-    terms = jnp.where(labels == 0, 0, labels * neg_log_p)
-    return jnp.sum(terms, axes, keepdims=True), m, z, total, neg_log_p, temp
+def _xent_rows(labels, temperature, axes, wants):
+    """``finish`` for :func:`jsoftmax._rows.with_logits`: the per-row loss and,
+    for each name in ``wants``, what the rule needs: ``"x"`` the gradient
+    ``(Σy·p - y)/T``, ``"labels"`` ``-log p`` capped at max_float, ``"t"`` the
+    per-row ``d loss/dT``. Plain arithmetic (``regular``) skips the selects:
+    a ``-inf`` logit there makes the loss NaN (``y = 0``) or ``+inf``, and the
+    row is recomputed by the general program."""
+
+    def finish(m, temp, z, regular):
+        total = _rows.row_sum(z, axes)
+        if regular:
+            neg_log_p = jnp.log(total) - z
+            terms = labels * neg_log_p
+        else:
+            neg_log_p = _neg_log_p(z, total, m, temp)  # >= 0, +inf at dead entries
+            # y = 0 adds 0 even where -log p = inf; y > 0 there gives +inf.
+            terms = jnp.where(labels == 0, 0, labels * neg_log_p)
+        out = {"loss": jnp.sum(terms, axes, keepdims=True)}
+        if not wants:
+            return out
+        # p = exp(-(-log p)) in both programs: the same bits whichever ran.
+        p = jnp.exp(-neg_log_p)
+        mass = jnp.sum(labels, axes, keepdims=True)
+        if regular:
+            alive_labels, z_live = labels, z
+        else:
+            alive_labels = jnp.where(neg_log_p == jnp.inf, 0, labels)
+            z_live = _rows.finite_or_zero(z)
+        scale = _rows.derivative_scale(temperature, m)
+        if "x" in wants:
+            out["x"] = (mass * p - alive_labels) * scale
+        if "labels" in wants:
+            # +inf at dead entries capped, so that a zero tangent there adds 0.
+            out["labels"] = jnp.minimum(neg_log_p, _rows.limits(z.dtype)[0])
+        if "t" in wants:
+            # d(-log p_i)/dT = (z_i - <p, z>)/T, 0 at dead entries.
+            along_labels = jnp.sum(alive_labels * z_live, axes, keepdims=True)
+            along_p = jnp.sum(p * z_live, axes, keepdims=True)
+            out["t"] = scale * (along_labels - mass * along_p)
+        return out
+
+    return finish
+
+
+def _xent(x, labels, temperature, axes, wants=()):
+    finish = _xent_rows(labels, temperature, axes, wants)
+    return _rows.with_logits(
+        x, temperature, axes, finish, lambda out: ~jnp.isfinite(out["loss"])
+    )
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(3,))
 def xent_core(x, labels, temperature, axes):
     """Per-row ``-Σ y log softmax(x/T)`` (keepdims), ``0·log 0 = 0``."""
-    return _xent_parts(x, labels, temperature, axes)[0]
+    return _xent(x, labels, temperature, axes)["loss"]
 
 
 @partial(xent_core.defjvp, symbolic_zeros=True)
@@ -61,31 +92,22 @@ def _xent_jvp(axes, primals, tangents):
     # Own rule: gradient (Σy·p - y)/T in one tensor; finite at -inf logits where
     # the value is +inf; no 0·inf in the label or temperature directions.
     x, labels, temperature = primals
-    tangent_x, tangent_labels, tangent_t = tangents
-    loss, m, z, total, neg_log_p, temp = _xent_parts(x, labels, temperature, axes)
+    names = ("x", "labels", "t")
+    wants = tuple(
+        n
+        for n, t in zip(names, tangents, strict=True)
+        if not isinstance(t, SymbolicZero)
+    )
+    out = _xent(x, labels, temperature, axes, wants)
+    loss = out["loss"]
     tangent = jnp.zeros_like(loss)
-    if _rows.no_tangent(tangents):
-        return loss, tangent
-    p = _probabilities(z, total, m, temp)
-    mass = jnp.sum(labels, axes, keepdims=True)
-    alive_labels = jnp.where(neg_log_p == jnp.inf, 0, labels)
-    scale = _rows.derivative_scale(temperature, m)
-    if not isinstance(tangent_x, SymbolicZero):
-        grad = (mass * p - alive_labels) * scale
-        dx = tangent_x.astype(grad.dtype)
-        tangent = tangent + jnp.sum(grad * dx, axes, keepdims=True)
-    if not isinstance(tangent_labels, SymbolicZero):
-        # ∂/∂y = -log p, +inf at dead entries: capped at max_float so that a
-        # zero tangent there contributes 0, not 0·inf = NaN.
-        capped = jnp.minimum(neg_log_p, _rows.limits(z.dtype)[0])
-        tangent = tangent + jnp.sum(capped * tangent_labels, axes, keepdims=True)
-    if not isinstance(tangent_t, SymbolicZero):
-        # d(-log p_i)/dT = (z_i - <p, z>)/T, 0 at dead entries.
-        z_live = _rows.finite_or_zero(z)
-        centered = jnp.sum(alive_labels * z_live, axes, keepdims=True) - mass * jnp.sum(
-            p * z_live, axes, keepdims=True
-        )
-        tangent = tangent + scale * centered * tangent_t
+    if "x" in wants:
+        dx = tangents[0].astype(loss.dtype)
+        tangent = tangent + jnp.sum(out["x"] * dx, axes, keepdims=True)
+    if "labels" in wants:
+        tangent = tangent + jnp.sum(out["labels"] * tangents[1], axes, keepdims=True)
+    if "t" in wants:
+        tangent = tangent + out["t"] * tangents[2]
     return loss, tangent
 
 
@@ -98,18 +120,89 @@ def gather_label(values, label):
     return jnp.take_along_axis(values, label, axis=-1, mode="clip")
 
 
-def _int_xent_parts(x, label, live, smooth_weight, temperature, alpha):
+def _int_xent_rows(x, label, live, smooth_weight, temperature, alpha, wants):
+    """``finish`` for :func:`jsoftmax._rows.with_logits`: the per-row loss and,
+    for each name in ``wants``, what the rule needs: ``"x"`` the gradient
+    ``p/T`` less the smoothing target, with ``"label"`` the per-row weight
+    ``(1-α)/T`` of the label's entry (0 where the label's ``log p`` is
+    ``-inf``), and ``"t"`` the per-row ``d loss/dT``. Plain arithmetic
+    (``regular``) skips the selects and takes ``p`` from the summed ``exp z``
+    (one exponential per entry, as optax): a dead label or, with smoothing,
+    any ``-inf`` logit makes its loss NaN or ``+inf``, and the row is
+    recomputed by the general program."""
     axes = (x.ndim - 1,)
-    _, m, temp, z, total = _normalizer(x, temperature, axes)
     # The label's z by the row's own arithmetic: equal to z there bit for bit.
     # Gathered from x itself, so that only the label's entry is read.
-    z_label = _rows.scaled_logits(_rows.halved(gather_label(x, label)), m, temp)
-    loss = _neg_log_p(z_label, total, m, temp)
-    if alpha:
-        # Σ_live (α/K)(log Σ - z): +inf if a live class has a -inf logit.
-        terms = jnp.where(live == 0, 0, _neg_log_p(z, total, m, temp))
-        loss = (1 - alpha) * loss + smooth_weight * jnp.sum(terms, axes, keepdims=True)
-    return loss, m, z, total, z_label, temp
+    h_label = _rows.halved(gather_label(x, label))
+
+    def finish(m, temp, z, regular):
+        e = jnp.exp(z)
+        total = jnp.sum(e, axes, keepdims=True)
+        if regular:
+            log_total = jnp.log(total)
+            z_label = (h_label - m) * temp.rate
+            label_loss = log_total - z_label
+        else:
+            z_label = _rows.scaled_logits(h_label, m, temp)
+            label_loss = _neg_log_p(z_label, total, m, temp)
+        loss = label_loss
+        if alpha:
+            if regular:
+                smoothing = live * (log_total - z)
+            else:
+                # Σ_live (α/K)(log Σ - z): +inf if a live class has a -inf logit.
+                smoothing = jnp.where(live == 0, 0, _neg_log_p(z, total, m, temp))
+            smoothed = smooth_weight * jnp.sum(smoothing, axes, keepdims=True)
+            loss = (1 - alpha) * loss + smoothed
+        out = {"loss": loss}
+        if not wants:
+            return out
+        # p = exp z / Σ in both programs, so that a row's gradient is the same
+        # bits whichever program ran (a NaN row elsewhere sends all to the
+        # general one).
+        p = e / total if regular else _rows.normalized(e, total, m, temp)
+        scale = _rows.derivative_scale(temperature, m)
+        # The target y' counts only where z is finite (dead entries keep
+        # z = -inf whatever x and T do): one factor per row for the label.
+        label_alive = jnp.where(label_loss == jnp.inf, 0, 1 - alpha).astype(z.dtype)
+        # Plain rows have no -inf logit where smoothing spreads (the loss
+        # would be NaN or +inf), but may have one elsewhere.
+        if regular:
+            spread = live
+        else:
+            dead = _neg_log_p(z, total, m, temp) == jnp.inf  # all -inf rows too
+            spread = jnp.where((live == 0) | dead, 0, live)
+        if "x" in wants:
+            # The gradient is out["x"]·out["x_scale"]: without smoothing the
+            # plain program hands over exp z and scale/Σ, so that the
+            # cotangent's pass forms the product (one pass, as optax's).
+            if alpha:
+                out["x"] = scale * (p - smooth_weight * spread)
+                out["x_scale"] = jnp.ones_like(total)
+            else:
+                live_e = e if regular else _rows.normalized(e, 1, m, temp)
+                out["x"], out["x_scale"] = live_e, scale / total
+            out["label"] = scale * label_alive
+        if "t" in wants:
+            # dz/dT = -z/T, 0 at dead entries (p = 0 there too).
+            z_live = _rows.finite_or_zero(z)
+            target = label_alive * _rows.finite_or_zero(z_label)
+            if alpha:
+                along_spread = jnp.sum(spread * z_live, axes, keepdims=True)
+                target = target + smooth_weight * along_spread
+            along_p = jnp.sum(p * z_live, axes, keepdims=True)
+            out["t"] = scale * (target - along_p)
+        return out
+
+    return finish
+
+
+def _int_xent(x, label, live, smooth_weight, temperature, alpha, wants=()):
+    finish = _int_xent_rows(x, label, live, smooth_weight, temperature, alpha, wants)
+    axes = (x.ndim - 1,)
+    return _rows.with_logits(
+        x, temperature, axes, finish, lambda out: ~jnp.isfinite(out["loss"])
+    )
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(5,))
@@ -120,7 +213,7 @@ def int_xent_core(x, label, live, smooth_weight, temperature, alpha):
     ``[..., 1]`` in range, ``live`` the unmasked-class indicator,
     ``smooth_weight = α/K``.
     """
-    return _int_xent_parts(x, label, live, smooth_weight, temperature, alpha)[0]
+    return _int_xent(x, label, live, smooth_weight, temperature, alpha)["loss"]
 
 
 @partial(int_xent_core.defjvp, symbolic_zeros=True)
@@ -129,45 +222,28 @@ def _int_xent_jvp(alpha, primals, tangents):
     # logits-sized tensor reverse mode keeps.
     x, label, live, smooth_weight, temperature = primals
     tangent_x, tangent_t = tangents[0], tangents[4]
-    axes = (x.ndim - 1,)
-    loss, m, z, total, z_label, temp = _int_xent_parts(
-        x, label, live, smooth_weight, temperature, alpha
+    wants = tuple(
+        name
+        for name, t in (("x", tangent_x), ("t", tangent_t))
+        if not isinstance(t, SymbolicZero)
     )
+    out = _int_xent(x, label, live, smooth_weight, temperature, alpha, wants)
+    loss = out["loss"]
     tangent = jnp.zeros_like(loss)
-    if isinstance(tangent_x, SymbolicZero) and isinstance(tangent_t, SymbolicZero):
-        return loss, tangent
-    p = _probabilities(z, total, m, temp)
-    # The target y' counts only where z is finite (dead entries keep z = -inf
-    # whatever x and T do): one factor per row for the label.
-    label_dead = _neg_log_p(z_label, total, m, temp) == jnp.inf
-    label_alive = jnp.where(label_dead, 0, 1 - alpha).astype(z.dtype)
-
-    def against_target(v):
-        if x.dtype == z.dtype:
+    if "x" in wants:
+        v = tangent_x.astype(loss.dtype)
+        axes = (x.ndim - 1,)
+        if x.dtype == loss.dtype:
             # Reverse mode turns the gather into a scatter of one value per
             # row into the gradient, as optax does.
-            picked = label_alive * gather_label(v, label)
+            at_label = gather_label(v, label)
         else:
             # A 16-bit tangent: its cotangent is formed in float32 and rounded
             # once, which the scatter cannot follow; one iota compare instead.
             classes = lax.broadcasted_iota(label.dtype, v.shape, v.ndim - 1)
-            picked = label_alive * jnp.sum(
-                jnp.where(classes == label, v, 0), axes, keepdims=True
-            )
-        if alpha:
-            dead = _neg_log_p(z, total, m, temp) == jnp.inf
-            spread = jnp.where((live == 0) | dead, 0, v)
-            picked = picked + smooth_weight * jnp.sum(spread, axes, keepdims=True)
-        return picked
-
-    scale = _rows.derivative_scale(temperature, m)
-    if not isinstance(tangent_x, SymbolicZero):
-        v = tangent_x.astype(z.dtype)
-        along_p = jnp.sum(p * v, axes, keepdims=True)
-        tangent = tangent + scale * (along_p - against_target(v))
-    if not isinstance(tangent_t, SymbolicZero):
-        # dz/dT = -z/T, 0 at dead entries (p = 0 there too).
-        z_live = _rows.finite_or_zero(z)
-        along_p = jnp.sum(p * z_live, axes, keepdims=True)
-        tangent = tangent + scale * (against_target(z_live) - along_p) * tangent_t
+            at_label = jnp.sum(jnp.where(classes == label, v, 0), axes, keepdims=True)
+        along_p = jnp.sum(out["x"] * out["x_scale"] * v, axes, keepdims=True)
+        tangent = tangent + (along_p - out["label"] * at_label)
+    if "t" in wants:
+        tangent = tangent + out["t"] * tangent_t
     return loss, tangent

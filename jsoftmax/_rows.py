@@ -46,6 +46,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import custom_batching
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
@@ -132,12 +133,10 @@ def scaled_logits(h, m, temp: Temperature):
 
 
 def ordinary_temperature(temp: Temperature):
-    """Every row's ``T`` is ordinary: ``0 < T < inf`` unscaled (``c = 1``). Then
-    in a row with a finite max ``z = (h - m)·(2/T)`` equals
+    """Where ``T`` is ordinary: ``0 < T < inf`` unscaled (``c = 1``). There, in
+    a row with a finite max, ``z = (h - m)·(2/T)`` equals
     :func:`scaled_logits` bit for bit."""
-    return jnp.all(
-        ~temp.hard & (temp.prescale == 1) & (temp.rate > 0) & (temp.poison == 0)
-    )
+    return ~temp.hard & (temp.prescale == 1) & (temp.rate > 0) & (temp.poison == 0)
 
 
 def first_entry(values, axes):
@@ -146,6 +145,17 @@ def first_entry(values, axes):
     for axis in axes:
         values = lax.slice_in_dim(values, 0, 1, axis=axis)
     return values
+
+
+@custom_batching.custom_vmap
+def _any(flags):
+    """``jnp.any(flags)``; under ``vmap`` the same over the batch too, unbatched."""
+    return jnp.any(flags)
+
+
+@_any.def_vmap
+def _any_over_the_batch(axis_size, in_batched, flags):
+    return jnp.any(flags), False
 
 
 def with_logits(x, temperature, axes, finish, suspect):
@@ -158,14 +168,18 @@ def with_logits(x, temperature, axes, finish, suspect):
     kernel, it first runs ``finish`` on the plain ``z = (h - m)·(2/T)``
     (``regular=True``: no edge select) and keeps that result unless
     ``suspect(result)`` flags a row or some ``T`` is not ordinary; then a
-    ``lax.cond`` recomputes everything with the general program. Plain
-    arithmetic is exact wherever the row max is finite; in a row that holds
-    ``±inf`` or NaN, or is all ``-inf``, it forms ``inf - inf`` or NaN, whose
-    NaN reaches every output of the row through its sum, so ``suspect`` (a
-    boolean array) only needs to look at a row-sized witness. Accelerator
-    programs never carry the conditional (``lax.platform_dependent`` resolves
-    it while lowering). Under ``vmap`` on CPU the conditional becomes a select
-    of both programs.
+    ``lax.cond`` runs the general program too and takes its outputs in the
+    flagged rows. Wherever the row max is finite, plain ``z`` is the general
+    ``z`` bit for bit; in a row that holds ``±inf`` or NaN, or is all
+    ``-inf``, plain arithmetic forms ``inf - inf`` or NaN, whose NaN reaches
+    every output of the row through its sum, so ``suspect`` (a row-shaped
+    boolean array, keepdims) only needs to look at a row-sized witness. Rows
+    that are not flagged keep the plain program's bits whatever the other rows
+    hold (the two programs' sums may round apart in the last place).
+    Accelerator programs never carry the conditional
+    (``lax.platform_dependent`` resolves it while lowering). Under ``vmap``
+    the predicate stays one flag for the whole batch (:func:`_any`), so that
+    the conditional does not turn into a select of both programs.
     """
 
     def general(x):
@@ -177,10 +191,15 @@ def with_logits(x, temperature, axes, finish, suspect):
         m = half_max(x, axes)
         temp = temperature_terms(temperature, m.dtype)
         plain = finish(m, temp, (halved(x) - m) * temp.rate, True)
-        leaves = jax.tree_util.tree_leaves(suspect(plain))
-        flagged = jnp.any(jnp.stack([jnp.any(leaf) for leaf in leaves]))
-        retry = flagged | ~ordinary_temperature(temp)
-        return lax.cond(retry, lambda x, _: general(x), lambda _, kept: kept, x, plain)
+        flagged = suspect(plain) | ~ordinary_temperature(temp)
+
+        def repaired(x, plain):
+            def take(general_leaf, plain_leaf):
+                return jnp.where(flagged, general_leaf, plain_leaf)
+
+            return jax.tree_util.tree_map(take, general(x), plain)
+
+        return lax.cond(_any(flagged), repaired, lambda _, kept: kept, x, plain)
 
     if any(x.shape[axis] == 0 for axis in axes):
         return general(x)

@@ -147,6 +147,33 @@ def test_nan_poisons_its_whole_row_only(width, position, dtype):
     assert draw[1] == -1 and (np.asarray(draw)[[0, 2, 3]] >= 0).all()
 
 
+def test_nan_row_under_vmap_leaves_the_other_rows_alone():
+    # vmap over rows: the NaN row is NaN, the others keep the bits of the
+    # unbatched call, values and gradients (on CPU the batch shares one
+    # program choice, see _rows.with_logits).
+    x = _nan_row_case(4, 4096, 9, np.float32)
+    labels = jnp.array([3, 5, 7, 11])
+    functions = dict(ROW_FUNCTIONS)
+    functions["integer CE"] = jsoftmax.softmax_cross_entropy_with_integer_labels
+    for name, fn in functions.items():
+        one = (lambda v, k: fn(v, k)) if name == "integer CE" else fn
+        args = (jnp.asarray(x), labels) if name == "integer CE" else (jnp.asarray(x),)
+        batched = np.asarray(jax.vmap(one)(*args))
+        for row in (0, 2, 3):
+            row_args = [a[row] for a in args]
+            np.testing.assert_array_equal(batched[row], one(*row_args), name)
+        assert np.isnan(batched[1]).all(), name
+
+        def total(v, *rest, one=one):
+            return jnp.sum(jnp.where(jnp.isinf(one(v, *rest)), 0, one(v, *rest)))
+
+        grads = np.asarray(jax.vmap(jax.grad(total))(*args))
+        for row in (0, 2, 3):
+            row_args = [a[row] for a in args]
+            np.testing.assert_array_equal(grads[row], jax.grad(total)(*row_args), name)
+        assert np.isnan(grads[1]).all(), name
+
+
 def test_nan_rows_along_other_axes():
     x = _nan_row_case(4, 4096, 77, np.float32).T  # rows along axis 0 now
     for name, fn in ROW_FUNCTIONS.items():
