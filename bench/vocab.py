@@ -25,7 +25,7 @@ at N=8192, D=2048, V=131072 and records, per program, temporary memory,
 kernels launched and bytes moved. ``linear_cross_entropy`` is compiled at the
 target's :func:`~jsoftmax.linear_ce.default_block_size` (passed explicitly: on
 a CPU host ``jax.default_backend()`` is ``"cpu"``) and at each ``--blocks``
-size. Kernels and bytes walk the compiled HLO as ``bench/accel.py`` does, with
+size. Kernels and bytes walk the compiled HLO as ``bench/hlo_cost.py`` does, with
 two changes that matter for a blockwise loop: a ``while`` without XLA's known
 trip count (TPU) counts its body ``ceil(V/B) - 1`` times (the trips of both
 block loops), and an in-place ``dynamic-update-slice`` (a block of ``dw``
@@ -54,6 +54,7 @@ import numpy as np
 import optax
 
 import jsoftmax
+from bench import hlo_cost
 from jsoftmax.linear_ce import default_block_size
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -220,8 +221,6 @@ def _param_read(computations, body: str, number: int) -> int | None:
     """Bytes that computation ``body`` reads of its parameter ``number`` when it
     only slices it (``dynamic-slice``, ``gather``, nested fusions that do) or
     updates it in place (``dynamic-update-slice``: 0 read); None otherwise."""
-    from bench import accel
-
     instructions = computations.get(body, [])
     param = next(
         (
@@ -237,11 +236,11 @@ def _param_read(computations, body: str, number: int) -> int | None:
     for user in (i for i in instructions if param.name in i.operands):
         first = user.operands[0] == param.name
         if user.opcode in ("dynamic-slice", "gather") and first:
-            total += accel.shape_bytes(user.shape)
+            total += hlo_cost.shape_bytes(user.shape)
         elif user.opcode == "dynamic-update-slice" and first:
             pass
         elif user.opcode == "fusion":
-            called = accel._called(user, "calls")
+            called = hlo_cost._called(user, "calls")
             read = (
                 _param_read(computations, called[0], user.operands.index(param.name))
                 if called
@@ -258,8 +257,6 @@ def _param_read(computations, body: str, number: int) -> int | None:
 def _written(computations, body: str, name: str) -> int:
     """Bytes a fusion writes for its result ``name`` (in ``body``): the update
     of a ``dynamic-update-slice`` into a parameter, else the whole result."""
-    from bench import accel
-
     instructions = {i.name: i for i in computations[body]}
     ins = instructions[name]
     if ins.opcode == "tuple":
@@ -270,23 +267,21 @@ def _written(computations, body: str, name: str) -> int:
         and buffer is not None
         and buffer.opcode == "parameter"
     ):
-        return accel.shape_bytes(instructions[ins.operands[1]].shape)
-    return accel.shape_bytes(ins.shape)
+        return hlo_cost.shape_bytes(instructions[ins.operands[1]].shape)
+    return hlo_cost.shape_bytes(ins.shape)
 
 
 def _kernel_bytes(computations, ins, shapes, counted: int) -> int:
-    """Bytes of one launched kernel: ``counted`` (``bench.accel``'s, which
+    """Bytes of one launched kernel: ``counted`` (``bench.hlo_cost``'s, which
     charges every operand and result whole) with sliced operands and in-place
     updates charged by the block they touch."""
-    from bench import accel
-
-    size = accel.shape_bytes
+    size = hlo_cost.shape_bytes
     if ins.opcode == "dynamic-update-slice":
         update = size(shapes[ins.operands[1]])
         return counted - size(shapes[ins.operands[0]]) - size(ins.shape) + 2 * update
     if ins.opcode == "dynamic-slice":
         return counted - size(shapes[ins.operands[0]]) + size(ins.shape)
-    called = accel._called(ins, "calls") if ins.opcode == "fusion" else []
+    called = hlo_cost._called(ins, "calls") if ins.opcode == "fusion" else []
     if not called:
         return counted
     total = 0
@@ -301,13 +296,11 @@ def _kernel_bytes(computations, ins, shapes, counted: int) -> int:
 def target_measure(fn, args, trips: int) -> dict:
     """Temporary memory, kernels launched and bytes moved by the compiled
     ``value_and_grad(fn)`` (module docstring), and compile seconds."""
-    from bench import accel
-
     start = time.perf_counter()
     compiled = jax.jit(jax.value_and_grad(fn, (0, 1))).lower(*args).compile()
     seconds = time.perf_counter() - start
-    computations, entry = accel.parse_hlo(_with_trips(compiled.as_text(), trips))
-    cost = accel.program_cost(computations, entry)
+    computations, entry = hlo_cost.parse_hlo(_with_trips(compiled.as_text(), trips))
+    cost = hlo_cost.program_cost(computations, entry)
     everything = {i.name: i for body in computations.values() for i in body}
     shapes = {name: i.shape for name, i in everything.items()}
     total = 0

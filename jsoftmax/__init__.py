@@ -1,9 +1,9 @@
 """jsoftmax: fast, numerically trustworthy softmax functions for JAX."""
 
 from jsoftmax import optim
+from jsoftmax.binary import sigmoid_binary_cross_entropy
 from jsoftmax.gumbel import gumbel_softmax
 from jsoftmax.linear_ce import linear_cross_entropy
-from jsoftmax.losses import sigmoid_binary_cross_entropy
 from jsoftmax.losses import softmax_cross_entropy
 from jsoftmax.losses import softmax_cross_entropy_with_integer_labels
 from jsoftmax.sampling import sample

@@ -17,6 +17,7 @@ import numpy as np
 Axis = int | Sequence[int] | None
 
 _SIXTEEN_BIT = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
+REDUCTIONS = ("none", "mean", "sum")  # the losses' reduction argument
 
 
 def as_float_array(x, name: str) -> jax.Array:
@@ -226,6 +227,40 @@ def where_mask(where, shape, name: str = "where"):
             f"{name} of shape {where.shape} does not broadcast to {tuple(shape)}"
         )
     return jnp.broadcast_to(where, shape)
+
+
+def class_mask(where, shape):
+    """The losses' ``where``: a per-class mask of the logits' rank.
+
+    A lower-rank mask is ambiguous here (``[batch]`` would silently act as a
+    per-class mask when ``batch == K``), so it raises.
+    """
+    if where is not None and jnp.ndim(where) != len(shape):
+        raise ValueError(
+            f"where of shape {jnp.shape(where)} must have the rank of logits "
+            f"{tuple(shape)}: it masks classes, per example. For a mask shared by "
+            "every example add the batch axes (where[None, :]); to leave whole "
+            "examples out use ignore_index, or reduction='none' and weight the "
+            "per-example losses yourself."
+        )
+    return where_mask(where, shape)
+
+
+def check_label_smoothing(label_smoothing) -> float:
+    """The losses' ``label_smoothing`` as a float in ``[0, 1]``."""
+    if not is_concrete(label_smoothing):
+        raise TypeError("label_smoothing must be a Python float, not a traced value")
+    alpha = float(label_smoothing)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {alpha!r}")
+    return alpha
+
+
+def check_reduction(reduction) -> str:
+    """The losses' ``reduction``: one of ``REDUCTIONS``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
 
 
 def broadcasts(src: tuple[int, ...], dst: tuple[int, ...]) -> bool:

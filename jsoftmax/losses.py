@@ -1,17 +1,18 @@
-r"""Softmax cross-entropy that never returns NaN by accident, and its sigmoid case.
+"""Softmax cross-entropy that never returns NaN by accident.
 
-Three public losses, each a thin wrapper over a private ``custom_jvp`` core:
+Two public losses, each a thin wrapper over a private ``custom_jvp`` core
+(``_loss_cores.py``):
 
 * :func:`softmax_cross_entropy` with probability labels;
 * :func:`softmax_cross_entropy_with_integer_labels` (no one-hot is ever built:
-  the label's logit is gathered, label smoothing is a row sum);
-* :func:`sigmoid_binary_cross_entropy`.
+  the label's logit is gathered, label smoothing is a row sum).
 
-The cores' rules return the gradient ``(p - y')/T`` directly, so reverse mode
-keeps one logits-sized tensor (optax's ``safe_softmax_cross_entropy`` keeps
-three). NaN appears only where DESIGN.md asks for it: a NaN logit, an
-out-of-range label or a masked true class poison their own example, value and
-gradient, and nothing else.
+Their two-class case, ``sigmoid_binary_cross_entropy``, is elementwise: it lives
+in ``binary.py`` and is re-exported here. The cores' rules return the gradient
+``(p - y')/T`` directly, so reverse mode keeps one logits-sized tensor (optax's
+``safe_softmax_cross_entropy`` keeps three). NaN appears only where DESIGN.md
+asks for it: a NaN logit, an out-of-range label or a masked true class poison
+their own example, value and gradient, and nothing else.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jsoftmax import _rows
 from jsoftmax import _validate
 from jsoftmax._loss_cores import int_xent_core
 from jsoftmax._loss_cores import xent_core
+from jsoftmax.binary import sigmoid_binary_cross_entropy
 
 __all__ = [
     "sigmoid_binary_cross_entropy",
@@ -34,27 +35,10 @@ __all__ = [
     "softmax_cross_entropy_with_integer_labels",
 ]
 
-_REDUCTIONS = ("none", "mean", "sum")
-
 
 # --------------------------------------------------------------------------- #
-# Shared pieces
+# Reduction
 # --------------------------------------------------------------------------- #
-def _check_label_smoothing(label_smoothing):
-    if not _validate.is_concrete(label_smoothing):
-        raise TypeError("label_smoothing must be a Python float, not a traced value")
-    alpha = float(label_smoothing)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {alpha!r}")
-    return alpha
-
-
-def _check_reduction(reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
 def _reduce(loss, weight, reduction):
     """``"none"``: per example; ``"sum"``; ``"mean"``: ``Σ loss / Σ weight``.
 
@@ -130,8 +114,8 @@ def softmax_cross_entropy(
       Szegedy et al., *Rethinking the Inception Architecture for Computer
       Vision*, 2016 (label smoothing).
     """
-    alpha = _check_label_smoothing(label_smoothing)
-    reduction = _check_reduction(reduction)
+    alpha = _validate.check_label_smoothing(label_smoothing)
+    reduction = _validate.check_reduction(reduction)
     logits = _validate.as_float_array(logits, "logits")
     labels = _validate.as_float_array(labels, "labels")
     if labels.shape != logits.shape:
@@ -144,7 +128,7 @@ def softmax_cross_entropy(
     temperature = _validate.row_parameter(
         temperature, logits.shape, axes, dtype, "temperature"
     )
-    mask = _class_mask(where, logits.shape)
+    mask = _validate.class_mask(where, logits.shape)
     return _xent_jit(logits, labels, temperature, mask, axes, alpha, reduction)
 
 
@@ -257,8 +241,8 @@ def softmax_cross_entropy_with_integer_labels(
             reduction,
             axis_name,
         )
-    alpha = _check_label_smoothing(label_smoothing)
-    reduction = _check_reduction(reduction)
+    alpha = _validate.check_label_smoothing(label_smoothing)
+    reduction = _validate.check_reduction(reduction)
     logits = _validate.as_float_array(logits, "logits")
     labels = jnp.asarray(labels)
     if not jnp.issubdtype(labels.dtype, jnp.integer):
@@ -272,7 +256,7 @@ def softmax_cross_entropy_with_integer_labels(
             f"labels of shape {labels.shape} must have the batch shape {batch_shape} "
             f"(logits {logits.shape} without axis {_validate.plain(axis)})"
         )
-    mask = _class_mask(where, logits.shape)
+    mask = _validate.class_mask(where, logits.shape)
     order = batch_axes + axes
     classes = (int(np.prod([logits.shape[i] for i in axes])),)
     logits = jnp.transpose(logits, order).reshape(batch_shape + classes)
@@ -388,87 +372,3 @@ def _vocab_parallel(
         ignore_index=ignore_index,
         reduction=reduction,
     )
-
-
-def _class_mask(where, shape):
-    """The losses' ``where``: a per-class mask of the logits' rank.
-
-    A lower-rank mask is ambiguous here (``[batch]`` would silently act as a
-    per-class mask when ``batch == K``), so it raises.
-    """
-    if where is not None and jnp.ndim(where) != len(shape):
-        raise ValueError(
-            f"where of shape {jnp.shape(where)} must have the rank of logits "
-            f"{tuple(shape)}: it masks classes, per example. For a mask shared by "
-            "every example add the batch axes (where[None, :]); to leave whole "
-            "examples out use ignore_index, or reduction='none' and weight the "
-            "per-example losses yourself."
-        )
-    return _validate.where_mask(where, shape)
-
-
-# --------------------------------------------------------------------------- #
-# Sigmoid
-# --------------------------------------------------------------------------- #
-@jax.custom_jvp
-def _sigmoid_xent_core(x, y):
-    # y·softplus(-x) + (1-y)·softplus(x), each term 0 when its weight is 0, so a
-    # +inf logit with label 1 (or -inf with 0) gives 0 instead of 0·inf = NaN.
-    positive = jnp.where(y == 0, 0, y * jax.nn.softplus(-x))
-    negative = jnp.where(y == 1, 0, (1 - y) * jax.nn.softplus(x))
-    return positive + negative
-
-
-@_sigmoid_xent_core.defjvp
-def _sigmoid_xent_jvp(primals, tangents):
-    # Own rule: d/dx = sigmoid(x) - y (0 at agreeing ±inf), d/dy = -x capped at
-    # the largest float so that a zero label tangent never meets an infinite x.
-    x, y = primals
-    tangent_x, tangent_y = tangents
-    big, _ = _rows.limits(x.dtype)
-    loss = _sigmoid_xent_core(x, y)
-    grad_x = jax.nn.sigmoid(x) - y
-    finite_x = jnp.clip(x, -big, big)
-    return loss, grad_x * jnp.where(jnp.isinf(x), 0, tangent_x) - finite_x * tangent_y
-
-
-def sigmoid_binary_cross_entropy(logits, labels) -> jax.Array:
-    r"""Elementwise binary cross-entropy of ``sigmoid(logits)`` against ``labels``.
-
-    .. math::
-        \ell = -y \log \sigma(x) - (1 - y) \log(1 - \sigma(x))
-             = y\,\mathrm{softplus}(-x) + (1 - y)\,\mathrm{softplus}(x)
-
-    The two-class case of :func:`softmax_cross_entropy`. Finite (0) at ``±inf``
-    logits whose label agrees, ``+inf`` where it contradicts, with the finite
-    gradient ``sigmoid(x) - y`` wherever the value is finite. Matches
-    :func:`optax.sigmoid_binary_cross_entropy` on ordinary inputs.
-
-    Args:
-      logits: scores, any shape; 16-bit computed in float32.
-      labels: targets in ``[0, 1]``, broadcastable to ``logits``.
-
-    Returns:
-      The elementwise loss in float32 (float64 for float64 logits).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> import jsoftmax
-      >>> jnp.set_printoptions(precision=4)
-      >>> logits = jnp.array([jnp.inf, -jnp.inf, 0.0, jnp.inf])
-      >>> labels = jnp.array([1.0, 0.0, 1.0, 0.0])
-      >>> print(jsoftmax.sigmoid_binary_cross_entropy(logits, labels))
-      [0.     0.     0.6931    inf]
-    """
-    logits = _validate.as_float_array(logits, "logits")
-    labels = _validate.as_float_array(labels, "labels")
-    if not _validate.broadcasts(labels.shape, logits.shape):
-        raise ValueError(
-            f"labels of shape {labels.shape} do not broadcast to logits of shape "
-            f"{logits.shape}: give labels the shape of logits, or one that "
-            "broadcasts to it (size-1 or missing leading axes)"
-        )
-    dtype = _validate.compute_dtype(logits.dtype)
-    x = logits.astype(dtype)
-    y = jnp.broadcast_to(labels.astype(dtype), x.shape)
-    return _sigmoid_xent_core(x, y)

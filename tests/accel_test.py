@@ -1,4 +1,4 @@
-"""``python -m bench accel``: reading compiled HLO (kernels, conditionals, bytes).
+"""``python -m bench accel`` and ``bench/hlo_cost.py``: reading compiled HLO.
 
 The parser is checked on a hand-written module in the form XLA:TPU prints and on
 programs compiled here for the CPU; the deviceless TPU and H100 compiles run
@@ -13,6 +13,7 @@ import pytest
 from jax import lax
 
 from bench import accel
+from bench import hlo_cost
 
 # A TPU-like module: a fusion with estimated cycles, an async copy, a
 # conditional whose second branch costs more, and a while loop that runs its
@@ -83,15 +84,15 @@ N = 8 * 128 * 4  # bytes of f32[8,128]
 
 
 def test_shape_bytes():
-    assert accel.shape_bytes("f32[8,128]{1,0:T(8,128)}") == N
-    assert accel.shape_bytes("(bf16[4,2]{1,0}, pred[3], s32[])") == 16 + 3 + 4
-    assert accel.shape_bytes("f32[]") == 4
-    assert accel.shape_bytes("f8e4m3fn[10]") == 10
-    assert accel.shape_bytes("c64[2]") == 16
+    assert hlo_cost.shape_bytes("f32[8,128]{1,0:T(8,128)}") == N
+    assert hlo_cost.shape_bytes("(bf16[4,2]{1,0}, pred[3], s32[])") == 16 + 3 + 4
+    assert hlo_cost.shape_bytes("f32[]") == 4
+    assert hlo_cost.shape_bytes("f8e4m3fn[10]") == 10
+    assert hlo_cost.shape_bytes("c64[2]") == 16
 
 
 def test_parse_hand_written_module():
-    computations, entry = accel.parse_hlo(MODULE)
+    computations, entry = hlo_cost.parse_hlo(MODULE)
     assert entry == "main.9"
     assert set(computations) >= {"fused_computation", "cheap", "costly", "main.9"}
     fusion = next(i for i in computations[entry] if i.name == "fusion")
@@ -100,7 +101,7 @@ def test_parse_hand_written_module():
     assert conditional.shape.startswith("(f32[8,128]")
     assert conditional.operands == ["p", "tuple.2", "tuple.2"]
 
-    cost = accel.program_cost(computations, entry)
+    cost = hlo_cost.program_cost(computations, entry)
     labels = [k[0] for k in cost.kernels]
     # fusion, gather fusion, copy-start, compare, the costly branch's two ops,
     # and condition + body of the while, three times each.
@@ -126,7 +127,7 @@ def test_parse_hand_written_module():
 
 def _cpu_cost(fn, *args):
     text = jax.jit(fn).lower(*args).compile().as_text()
-    return accel.program_cost(*accel.parse_hlo(text))
+    return hlo_cost.program_cost(*hlo_cost.parse_hlo(text))
 
 
 def test_cpu_elementwise_program_reads_and_writes_once():

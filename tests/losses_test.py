@@ -1,4 +1,7 @@
-"""Tests for jsoftmax.losses: optax equality, float64 formulas, edge cases, sharding."""
+"""Tests for jsoftmax.losses: optax equality, float64 formulas, edge cases, sharding.
+
+The sigmoid loss (jsoftmax.binary) has its own tests in binary_test.py.
+"""
 
 import chex
 import jax
@@ -79,22 +82,6 @@ class OptaxEqualityTest(chex.TestCase):
             )
         )(logits)
         np.testing.assert_allclose(g_ours, g_optax, rtol=1e-12, atol=1e-14)
-
-    @pytest.mark.slow
-    def test_sigmoid_matches_optax(self):
-        logits = jax.random.normal(jax.random.key(3), (10,)) * 3
-        labels = jax.random.uniform(jax.random.key(4), (10,))
-        np.testing.assert_allclose(
-            jsoftmax.sigmoid_binary_cross_entropy(logits, labels),
-            optax.sigmoid_binary_cross_entropy(logits, labels),
-            rtol=1e-12,
-        )
-        g = jax.grad(
-            lambda x: jnp.sum(jsoftmax.sigmoid_binary_cross_entropy(x, labels))
-        )(logits)
-        np.testing.assert_allclose(
-            g, jax.nn.sigmoid(logits) - labels, rtol=1e-12, atol=1e-15
-        )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.1])
@@ -392,23 +379,6 @@ def test_nan_logit_poisons_its_example_only(width, temperature, inf_row):
     assert np.isnan(g[0]).all() and np.isfinite(g[1:]).all()
 
 
-@pytest.mark.slow
-def test_sigmoid_at_infinite_logits():
-    logits = jnp.array([inf, -inf, inf, -inf, 0.0])
-    labels = jnp.array([1.0, 0.0, 0.0, 1.0, 0.5])
-    loss = jsoftmax.sigmoid_binary_cross_entropy(logits, labels)
-    np.testing.assert_array_equal(loss[:4], [0, 0, inf, inf])
-    for d in _both_modes(
-        lambda x: jsoftmax.sigmoid_binary_cross_entropy(x, labels), logits
-    ):
-        np.testing.assert_array_equal(np.diag(d)[:2], 0)
-        assert not np.isnan(d).any()
-    for d in _both_modes(
-        lambda y: jsoftmax.sigmoid_binary_cross_entropy(logits, y), labels
-    ):
-        assert not np.isnan(d).any()
-
-
 # --------------------------------------------------------------------------- #
 # Derivatives
 # --------------------------------------------------------------------------- #
@@ -426,12 +396,6 @@ def test_check_grads_and_temperature_derivative():
     check_grads(
         lambda x, t: int_xent(x, ints, temperature=t, label_smoothing=0.2),
         (logits, 0.8),
-        order=2,
-        modes=("fwd", "rev"),
-    )
-    check_grads(
-        lambda x, y: jsoftmax.sigmoid_binary_cross_entropy(x, y),
-        (logits, jax.nn.sigmoid(labels)),
         order=2,
         modes=("fwd", "rev"),
     )
