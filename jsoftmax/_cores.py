@@ -39,7 +39,7 @@ def _flag_rows(name, axes):
             return ~jnp.isfinite(out["total"])
         first = out[name]
         for axis in axes:
-            first = jax.lax.slice_in_dim(first, 0, 1, axis=axis)
+            first = lax.slice_in_dim(first, 0, 1, axis=axis)
         return jnp.isnan(first)
 
     return suspect
@@ -123,9 +123,10 @@ def _log_softmax_jvp(axes, primals, tangents):
 
 
 def _live(lp):
-    """1 where ``lp`` is finite or NaN, 0 at ``-inf``: a primal factor (a
-    ``lax.platform_dependent`` over the tangent itself transposed to a zero
-    gradient in jax 0.10).
+    """1 where ``lp`` is finite, 0 at ``-inf`` (at NaN: NaN on CPU, 1 on
+    accelerators; the tangent of a NaN row is NaN either way). A primal
+    factor: a ``lax.platform_dependent`` over the tangent itself transposed to
+    a zero gradient in jax 0.10.
 
     On CPU by min/max arithmetic, not a compare: XLA:CPU fuses no compare
     into its vectorised row sums, and reverse mode sums the transpose of a

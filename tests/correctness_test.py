@@ -174,6 +174,47 @@ def test_nan_row_under_vmap_leaves_the_other_rows_alone():
         assert np.isnan(grads[1]).all(), name
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_edge_rows_leave_the_other_rows_bits_alone(dtype):
+    # A batch holding edge rows (NaN, +inf, all -inf, tied maxima) against the
+    # same batch with those rows made ordinary: every other row keeps its
+    # bits, values and gradients, in every function (on CPU the edge rows
+    # send the batch to the general program, whose outputs are taken in the
+    # flagged rows only; the 16-bit and wider programs read different
+    # witnesses, see _cores._flag_rows).
+    rng = np.random.default_rng(7)
+    clean = (rng.standard_normal((6, 4096)) * 3).astype(np.float32)
+    clean[4, :3] = clean[4].max() + 1  # a three-way tie at the max
+    edge = clean.copy()
+    edge[1, 5] = nan
+    edge[2, [3, 9]] = inf
+    edge[3] = -inf
+    clean, edge = jnp.asarray(clean, dtype), jnp.asarray(edge, dtype)
+    labels = jnp.array([3, 5, 7, 11, 1, 0])
+    functions = dict(ROW_FUNCTIONS)
+    functions["integer CE"] = lambda x: (
+        jsoftmax.softmax_cross_entropy_with_integer_labels(x, labels)
+    )
+    probs = jnp.full(clean.shape, 1 / 4096, dtype)
+    functions["probability CE"] = lambda x: jsoftmax.softmax_cross_entropy(x, probs)
+    others = [0, 4, 5]
+    for name, fn in functions.items():
+        np.testing.assert_array_equal(
+            np.asarray(fn(edge), np.float64)[others],
+            np.asarray(fn(clean), np.float64)[others],
+            name,
+        )
+
+        def total(v, fn=fn):
+            return jnp.sum(jnp.where(jnp.isinf(fn(v)), 0, fn(v)).astype(jnp.float32))
+
+        np.testing.assert_array_equal(
+            np.asarray(jax.grad(total)(edge), np.float64)[others],
+            np.asarray(jax.grad(total)(clean), np.float64)[others],
+            name,
+        )
+
+
 def test_nan_rows_along_other_axes():
     x = _nan_row_case(4, 4096, 77, np.float32).T  # rows along axis 0 now
     for name, fn in ROW_FUNCTIONS.items():
