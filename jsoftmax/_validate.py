@@ -166,14 +166,10 @@ def finite_nonzero(host: np.ndarray) -> str | None:
     return None
 
 
-def row_parameter(value, shape, axes, dtype, name: str, *, check=nonnegative):
-    """A per-row parameter (temperature, scale) as an array that broadcasts on ``x``.
-
-    Accepts a scalar, an array broadcastable to the keepdims shape, or an array of
-    exactly the reduced shape (one value per row). Returns a scalar array or an
-    array of full rank, so strict rank promotion never trips. A concrete value
-    that ``check`` rejects raises ``ValueError`` naming ``name``.
-    """
+def real_array(value, name: str):
+    """``value`` as an array of a real (float or integer) dtype. ``None``, a
+    string or anything else that is not a number raises ``TypeError`` naming
+    ``name`` (with a hint for strings that spell a number)."""
     if value is None or isinstance(value, (str, bytes)):
         raise TypeError(
             f"{name} must be a real number or array, got {plain(value)}"
@@ -192,6 +188,18 @@ def row_parameter(value, shape, axes, dtype, name: str, *, check=nonnegative):
         raise TypeError(
             f"{name} must be a real number or array, got dtype {value.dtype}"
         )
+    return value
+
+
+def row_parameter(value, shape, axes, dtype, name: str, *, check=nonnegative):
+    """A per-row parameter (temperature, scale) as an array that broadcasts on ``x``.
+
+    Accepts a scalar, an array broadcastable to the keepdims shape, or an array of
+    exactly the reduced shape (one value per row). Returns a scalar array or an
+    array of full rank, so strict rank promotion never trips. A concrete value
+    that ``check`` rejects raises ``ValueError`` naming ``name``.
+    """
+    value = real_array(value, name)
     if is_concrete(value):
         problem = check(np.asarray(value, dtype=np.float64))
         if problem:

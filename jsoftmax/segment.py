@@ -41,7 +41,6 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from jsoftmax import _validate
-from jsoftmax.vocab_parallel import real_array
 
 __all__ = ["segment_softmax", "segment_logsumexp"]
 
@@ -237,7 +236,7 @@ def _prepare(x, segment_ids, num_segments, temperature, indices_are_sorted):
 
 def _temperature(value, stats_shape, dtype):
     """T as a scalar or a ``[num_segments, ...]``-ranked array (one per segment)."""
-    value = real_array(value, "temperature")
+    value = _validate.real_array(value, "temperature")
     if _validate.is_concrete(value):
         problem = _validate.nonnegative(np.asarray(value, dtype=np.float64))
         if problem:

@@ -66,40 +66,13 @@ def check_labels(labels, batch_shape, what):
     return labels
 
 
-def real_array(value, name):
-    """``value`` as an array of a real (float or integer) dtype. ``None``, a
-    string or anything else that is not a number raises ``TypeError`` with the
-    message of ``_validate.row_parameter``."""
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(
-            f"{name} must be a real number or array, got {_validate.plain(value)}"
-            + _validate._number_hint(value, name)
-        )
-    if not isinstance(value, jax.Array):
-        try:
-            value = jnp.asarray(value)
-        except (TypeError, ValueError) as error:
-            raise TypeError(
-                f"{name} must be a real number or array, "
-                f"got {_validate.plain(value):.80}"
-            ) from error
-    if not (
-        jnp.issubdtype(value.dtype, jnp.floating)
-        or jnp.issubdtype(value.dtype, jnp.integer)
-    ):
-        raise TypeError(
-            f"{name} must be a real number or array, got dtype {value.dtype}"
-        )
-    return value
-
-
 def check_temperature(temperature, batch_shape, dtype):
     """A scalar or one value per example (``batch_shape``), ``> 0`` and finite.
 
     A concrete bad value raises; a traced one gives NaN (``T <= 0`` or NaN) in
     its examples through the arithmetic.
     """
-    value = real_array(temperature, "temperature")
+    value = _validate.real_array(temperature, "temperature")
     if value.shape not in ((), tuple(batch_shape)):
         raise ValueError(
             f"temperature of shape {value.shape} must be a scalar or have the "
