@@ -299,18 +299,27 @@ def log_softmax_tangent(u, y, axes):
     ``u - <y, u>``.
     """
     # f: 1 at the dominant entry, else 0, as floor(y + c), c just below 1/2 (two
-    # entries at exactly 1/2 both give 0); products with f instead of selects, which
-    # XLA:CPU does not fuse into its vectorised row sums (softmax
-    # forward+backward at 4096x32768 float32: 0.27x of jax.nn with selects).
-    # Each product by f or 1 - f is exact, so the values are the selects'.
-    # (two steps below 1/2: with one, 1/2 + c rounds up to 1 (ties to even).)
+    # entries at exactly 1/2 both give 0; with c one step below 1/2, 1/2 + c
+    # rounds up to 1); n = 1 - f as floor(3/2 - y) (exact for y in [0, 1]).
+    # Products with f or n instead of selects, which XLA:CPU does not fuse into
+    # its vectorised row sums (softmax forward+backward at 4096x32768 float32:
+    # 0.27x of jax.nn with selects); each such product is exact, so the values
+    # are the selects'.
+    #
+    # How XLA:CPU fuses reverse mode (the transpose of this map, one YNNPACK
+    # kernel per row pass) shapes the rest, measured on softmax forward+backward
+    # at 1024x131072 float32 (python -m bench): every row sum enters through a
+    # product with a logits-sized factor, signs included (XLA:CPU fuses no
+    # arithmetic on vectors of under 4096 row values: 0.45x of jax.nn); the
+    # factors inside the transpose's row sums are written with n, those
+    # outside with f, so that no computed logits-sized value is needed on both
+    # sides of a row sum (YNNPACK then keeps it in memory, not recomputed: 0.73x).
     zero, half = np.asarray(0, y.dtype), np.asarray(0.5, y.dtype)
     below_half = np.nextafter(np.nextafter(half, zero), zero)
     f = jnp.floor(y + below_half)
-    rest = y - f * y
-    rest_mass = jnp.sum(rest, axes, keepdims=True)
-    u_dominant = jnp.sum(f * u, axes, keepdims=True)
-    along_rest = jnp.sum(rest * u, axes, keepdims=True)
+    n = jnp.floor(1.5 - y)
+    rest_mass = jnp.sum(n * y, axes, keepdims=True)
     diagonal = (1 - f) + f * rest_mass
-    to_dominant = (1 - f) * ((1 - rest_mass) * u_dominant)
-    return (diagonal * u - along_rest) - to_dominant
+    minus_along_rest = jnp.sum((f * y - y) * u, axes, keepdims=True)
+    from_dominant = n * jnp.sum((f * rest_mass - f) * u, axes, keepdims=True)
+    return (diagonal * u + minus_along_rest) + from_dominant
