@@ -82,7 +82,7 @@ def _softmax_jvp(axes, primals, tangents):
     u = _rows.direction(log_p, tangents[0], tangents[1], yc.dtype)
     # The forward's own max of the halves (max_of_halves): one max pass on CPU.
     scale = _rows.derivative_scale(temperature, _rows.row_max(_rows.halved(x), axes))
-    tangent = yc * (scale * _rows.log_softmax_tangent(u, yc, axes))
+    tangent = yc * (scale * _rows.log_softmax_tangent(u, yc, axes, narrow))
     return y, tangent.astype(y.dtype)
 
 

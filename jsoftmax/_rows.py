@@ -41,6 +41,7 @@ float32).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -283,7 +284,7 @@ def no_tangent(tangents):
     return all(isinstance(t, SymbolicZero) for t in tangents)
 
 
-def log_softmax_tangent(u, y, axes):
+def log_softmax_tangent(u, y, axes, narrow=False):
     """``u - <p, u>`` along ``axes`` with the dominant entry's tail kept.
 
     Where one entry ``k`` has ``y_k > 1/2``, its rounded ``y_k`` loses the tail
@@ -296,7 +297,8 @@ def log_softmax_tangent(u, y, axes):
     so that neither it nor its transpose (reverse mode:
     ``ct_k = R·g_k - (1-R)·Σ_{i≠k} g_i``, ``ct_j = g_j - y_j·Σg``) subtracts two
     numbers near 1. Without a dominant entry (ties included) it is the plain
-    ``u - <y, u>``.
+    ``u - <y, u>``. ``narrow``: ``y`` was widened from 16-bit input, which
+    picks the form XLA:CPU compiles best (same values; see below).
     """
     # f: 1 at the dominant entry, else 0, as floor(y + c), c just below 1/2 (two
     # entries at exactly 1/2 both give 0; with c one step below 1/2, 1/2 + c
@@ -304,22 +306,44 @@ def log_softmax_tangent(u, y, axes):
     # Products with f or n instead of selects, which XLA:CPU does not fuse into
     # its vectorised row sums (softmax forward+backward at 4096x32768 float32:
     # 0.27x of jax.nn with selects); each such product is exact, so the values
-    # are the selects'.
+    # are the selects' and both forms below give the same bits.
     #
-    # How XLA:CPU fuses reverse mode (the transpose of this map, one YNNPACK
-    # kernel per row pass) shapes the rest, measured on softmax forward+backward
-    # at 1024x131072 float32 (python -m bench): every row sum enters through a
-    # product with a logits-sized factor, signs included (XLA:CPU fuses no
-    # arithmetic on vectors of under 4096 row values: 0.45x of jax.nn); the
-    # factors inside the transpose's row sums are written with n, those
-    # outside with f, so that no computed logits-sized value is needed on both
-    # sides of a row sum (YNNPACK then keeps it in memory, not recomputed: 0.73x).
+    # The map is diagonal·u + Σ along·u + outer·Σ inner·u. How XLA:CPU fuses
+    # its transpose (reverse mode, one YNNPACK kernel per row pass) sets how
+    # the factors are written, measured on softmax forward+backward against
+    # jax.nn (python -m bench): every row sum enters through a product with a
+    # logits-sized factor, signs included (XLA:CPU fuses no arithmetic on
+    # vectors of under 4096 row values: 0.45x at 1024x131072); for float32
+    # the factors used inside the transpose's row sums are written with n,
+    # those outside with f, so that no computed logits-sized value is needed
+    # on both sides of a row sum (YNNPACK keeps such a value in memory: 0.73x
+    # at 1024x131072, 1.15x so). For 16-bit input YNNPACK runs that form
+    # slowly (0.36x at 4096x32768) and the one with shared factors well
+    # (0.97x; 0.9x at 1024x131072), which accelerators compile worse (bfloat16
+    # on H100: 1.25x jax.nn's bytes, 1.13x with the n form): only these primal
+    # factors differ by platform, the map is the same.
     zero, half = np.asarray(0, y.dtype), np.asarray(0.5, y.dtype)
     below_half = np.nextafter(np.nextafter(half, zero), zero)
-    f = jnp.floor(y + below_half)
-    n = jnp.floor(1.5 - y)
-    rest_mass = jnp.sum(n * y, axes, keepdims=True)
+
+    def split_factors(y):
+        f = jnp.floor(y + below_half)
+        n = jnp.floor(1.5 - y)
+        rest_mass = jnp.sum(n * y, axes, keepdims=True)
+        return f, rest_mass, n, f * rest_mass - f, f * y - y
+
+    def shared_factors(y):
+        f = jnp.floor(y + below_half)
+        rest = y - f * y
+        rest_mass = jnp.sum(rest, axes, keepdims=True)
+        return f, rest_mass, (1 - f) * rest_mass - (1 - f), f, -rest
+
+    factors = split_factors
+    if narrow:
+        factors = partial(
+            lax.platform_dependent, cpu=shared_factors, default=split_factors
+        )
+    f, rest_mass, outer, inner, along = factors(y)
+    from_dominant = outer * jnp.sum(inner * u, axes, keepdims=True)
+    minus_along_rest = jnp.sum(along * u, axes, keepdims=True)
     diagonal = (1 - f) + f * rest_mass
-    minus_along_rest = jnp.sum((f * y - y) * u, axes, keepdims=True)
-    from_dominant = n * jnp.sum((f * rest_mass - f) * u, axes, keepdims=True)
     return (diagonal * u + minus_along_rest) + from_dominant
