@@ -284,6 +284,29 @@ def no_tangent(tangents):
     return all(isinstance(t, SymbolicZero) for t in tangents)
 
 
+def _dominant(y):
+    """f = floor(y + c), c two steps below 1/2: 1 where y > 1/2, else 0."""
+    zero, half = np.asarray(0, y.dtype), np.asarray(0.5, y.dtype)
+    return jnp.floor(y + np.nextafter(np.nextafter(half, zero), zero))
+
+
+def _split_factors(y, axes):
+    """``f, R, outer, inner, along`` of :func:`log_softmax_tangent`, with n."""
+    f = _dominant(y)
+    n = jnp.floor(1.5 - y)
+    rest_mass = jnp.sum(n * y, axes, keepdims=True)
+    return f, rest_mass, n, f * rest_mass - f, f * y - y
+
+
+def _shared_factors(y, axes):
+    """Factors for the same map written with f alone (outer and inner
+    differ from :func:`_split_factors`'; their products do not)."""
+    f = _dominant(y)
+    rest = y - f * y
+    rest_mass = jnp.sum(rest, axes, keepdims=True)
+    return f, rest_mass, (1 - f) * rest_mass - (1 - f), f, -rest
+
+
 def log_softmax_tangent(u, y, axes, narrow=False):
     """``u - <p, u>`` along ``axes`` with the dominant entry's tail kept.
 
@@ -311,37 +334,28 @@ def log_softmax_tangent(u, y, axes, narrow=False):
     # The map is diagonal·u + Σ along·u + outer·Σ inner·u. How XLA:CPU fuses
     # its transpose (reverse mode, one YNNPACK kernel per row pass) sets how
     # the factors are written, measured on softmax forward+backward against
-    # jax.nn (python -m bench): every row sum enters through a product with a
-    # logits-sized factor, signs included (XLA:CPU fuses no arithmetic on
-    # vectors of under 4096 row values: 0.45x at 1024x131072); for float32
+    # jax.nn with its default flag: every row sum enters through a product
+    # with a logits-sized factor, signs included (XLA:CPU fuses no arithmetic
+    # on vectors of under 4096 row values: 0.45x at 1024x131072); for float32
     # the factors used inside the transpose's row sums are written with n,
     # those outside with f, so that no computed logits-sized value is needed
     # on both sides of a row sum (YNNPACK keeps such a value in memory: 0.73x
-    # at 1024x131072, 1.15x so). For 16-bit input YNNPACK runs that form
-    # slowly (0.36x at 4096x32768) and the one with shared factors well
-    # (0.97x; 0.9x at 1024x131072), which accelerators compile worse (bfloat16
-    # on H100: 1.25x jax.nn's bytes, 1.13x with the n form): only these primal
-    # factors differ by platform, the map is the same.
-    zero, half = np.asarray(0, y.dtype), np.asarray(0.5, y.dtype)
-    below_half = np.nextafter(np.nextafter(half, zero), zero)
-
-    def split_factors(y):
-        f = jnp.floor(y + below_half)
-        n = jnp.floor(1.5 - y)
-        rest_mass = jnp.sum(n * y, axes, keepdims=True)
-        return f, rest_mass, n, f * rest_mass - f, f * y - y
-
-    def shared_factors(y):
-        f = jnp.floor(y + below_half)
-        rest = y - f * y
-        rest_mass = jnp.sum(rest, axes, keepdims=True)
-        return f, rest_mass, (1 - f) * rest_mass - (1 - f), f, -rest
-
-    factors = split_factors
+    # at 1024x131072, 1.19x so in python -m bench). For 16-bit input YNNPACK
+    # runs that form slowly (0.36x at 4096x32768) and the one with shared
+    # factors well (0.97x; 0.9x at 1024x131072) if the sum over ``inner``
+    # comes first (swapped: 0.38x), while accelerators compile the shared one
+    # worse (bfloat16 on H100: 1.25x jax.nn's bytes, 1.13x with n): only these
+    # primal factors differ by platform (a lax.platform_dependent over a
+    # tangent transposed to a zero gradient in jax 0.10), the map is the same
+    # and so are its values (tests/softmax_test.py checks the two bit for bit).
+    factors = partial(_split_factors, axes=axes)
     if narrow:
-        factors = partial(
-            lax.platform_dependent, cpu=shared_factors, default=split_factors
-        )
+        shared = partial(_shared_factors, axes=axes)
+        factors = partial(lax.platform_dependent, cpu=shared, default=factors)
+    return _tangent_map(u, y, axes, factors)
+
+
+def _tangent_map(u, y, axes, factors):
     f, rest_mass, outer, inner, along = factors(y)
     from_dominant = outer * jnp.sum(inner * u, axes, keepdims=True)
     minus_along_rest = jnp.sum(along * u, axes, keepdims=True)

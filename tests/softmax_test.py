@@ -813,3 +813,44 @@ def test_temperature_equals_dividing_logits(x, t):
         rtol=1e-12,
         atol=1e-12,
     )
+
+
+_tangent_y = [0.0, 1.0, 0.25, 0.75, 1e-30, 1e-45, np.nan]
+_half = np.float32(0.5)
+_tangent_y += [0.5, float(np.nextafter(_half, 1)), float(np.nextafter(_half, 0))]
+
+
+@given(st.data())
+@settings(max_examples=40, deadline=None)
+def test_softmax_rule_factor_forms_agree_bit_for_bit(data):
+    # The softmax rule's factors are written one way for XLA:CPU with 16-bit
+    # input and another elsewhere (jsoftmax._rows.log_softmax_tangent); both
+    # must give the same bits, so a row's gradient does not depend on the
+    # platform's choice (also with an infinite tangent entry). Rows of softmax
+    # outputs (ties, a dominant entry, -inf entries, 16-bit input) and of raw
+    # values at and next to 1/2.
+    from jsoftmax import _rows
+
+    shape = (
+        data.draw(st.integers(1, 3)),
+        data.draw(st.sampled_from([1, 2, 3, 17, 4096])),
+    )
+    source = data.draw(st.sampled_from(["softmax", "bfloat16 softmax", "values"]))
+    if source == "values":
+        values = st.sampled_from(_tangent_y)
+        y = data.draw(hnp.arrays(np.float32, shape, elements=values, fill=values))
+    else:
+        logits = st.sampled_from([-np.inf, -40.0, -1.0, 0.0, 3.0, 40.0])
+        x = data.draw(hnp.arrays(np.float32, shape, elements=logits, fill=logits))
+        if source == "bfloat16 softmax":
+            x = x.astype(jnp.bfloat16)
+        y = np.asarray(jsoftmax.softmax(x), np.float32)
+    y = jnp.asarray(y)
+    tangents = [jnp.asarray(np.random.default_rng(0).normal(size=shape), jnp.float32)]
+    tangents.append(tangents[0].at[:, 0].set(jnp.inf))
+    split_factors = partial(_rows._split_factors, axes=(1,))
+    shared_factors = partial(_rows._shared_factors, axes=(1,))
+    for u in tangents:
+        split = _rows._tangent_map(u, y, (1,), split_factors)
+        shared = _rows._tangent_map(u, y, (1,), shared_factors)
+        np.testing.assert_array_equal(np.asarray(split), np.asarray(shared))
