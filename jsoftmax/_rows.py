@@ -53,6 +53,11 @@ from jax.custom_derivatives import SymbolicZero
 
 from jsoftmax import _validate
 
+# XLA:CPU builds its YNNPACK kernels (one per row pass) only from operations
+# on at least this many elements (kMinElements in XLA's ynn_support.cc): with
+# fewer rows, arithmetic on row values stays out of them.
+YNN_MIN_ELEMENTS = 4096
+
 
 def limits(dtype):
     info = jnp.finfo(dtype)

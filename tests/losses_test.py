@@ -548,3 +548,17 @@ def test_integer_labels_with_axis_name_split_the_vocabulary(cpu_devices):
         jsoftmax.softmax_cross_entropy_with_integer_labels(
             logits, labels, axis=0, axis_name="v"
         )
+
+
+@pytest.mark.parametrize("rows", [4095, 4096])
+def test_probability_gradient_on_both_sides_of_the_cpu_row_threshold(rows):
+    # The plain CPU program takes p = e/Σ under jsoftmax._rows.YNN_MIN_ELEMENTS
+    # rows and exp(-(-log p)) from there on; both are softmax's gradient.
+    rng = np.random.default_rng(rows)
+    x = rng.normal(size=(rows, 5)) * 4
+    labels = rng.dirichlet(np.ones(5), size=rows)
+    grad = jax.grad(lambda x: jnp.sum(jsoftmax.softmax_cross_entropy(x, labels)))
+    got = grad(jnp.asarray(x, jnp.float32))
+    e = np.exp(x - x.max(-1, keepdims=True))
+    expected = e / e.sum(-1, keepdims=True) - labels  # float64
+    np.testing.assert_allclose(got, expected, rtol=0, atol=6e-7)  # a few float32 eps
