@@ -553,12 +553,23 @@ def test_integer_labels_with_axis_name_split_the_vocabulary(cpu_devices):
 @pytest.mark.parametrize("rows", [4095, 4096])
 def test_probability_gradient_on_both_sides_of_the_cpu_row_threshold(rows):
     # The plain CPU program takes p = e/Σ under jsoftmax._rows.YNN_MIN_ELEMENTS
-    # rows and exp(-(-log p)) from there on; both are softmax's gradient.
+    # rows and exp(-(-log p)) from there on; both are softmax's gradient. Rows
+    # with all entries tied, and rows with a -inf logit under a zero label
+    # (their plain loss is 0·inf, so the general program redoes them) in the
+    # same batch; values and gradients against float64.
     rng = np.random.default_rng(rows)
     x = rng.normal(size=(rows, 5)) * 4
     labels = rng.dirichlet(np.ones(5), size=rows)
-    grad = jax.grad(lambda x: jnp.sum(jsoftmax.softmax_cross_entropy(x, labels)))
-    got = grad(jnp.asarray(x, jnp.float32))
-    e = np.exp(x - x.max(-1, keepdims=True))
-    expected = e / e.sum(-1, keepdims=True) - labels  # float64
-    np.testing.assert_allclose(got, expected, rtol=0, atol=6e-7)  # a few float32 eps
+    x[::7] = 1.5  # ties
+    x[1::7, 2] = -np.inf
+    labels[1::7, 2] = 0
+    labels /= labels.sum(-1, keepdims=True)
+    loss = lambda x: jsoftmax.softmax_cross_entropy(x, labels)  # noqa: E731
+    value, pullback = jax.vjp(loss, jnp.asarray(x, jnp.float32))
+    got = pullback(jnp.ones(rows, jnp.float32))[0]
+    shifted = x - x.max(-1, keepdims=True)
+    p = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)  # float64
+    log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    expected_value = -np.sum(np.where(labels == 0, 0, labels * log_p), -1)
+    np.testing.assert_allclose(value, expected_value, rtol=2e-6, atol=1e-6)
+    np.testing.assert_allclose(got, p - labels, rtol=0, atol=6e-7)  # a few eps
