@@ -52,10 +52,10 @@ def _flag_rows(name, axes):
 def softmax_core(x, temperature, axes):
     """Probabilities in ``x``'s dtype."""
 
-    def finish(m, temp, z, regular):
+    def finish(m, temp, z, dead):
         unnormalized = jnp.exp(z)
         total = jnp.sum(unnormalized, axes, keepdims=True)
-        y = _rows.normalized(unnormalized, total, m, temp, regular)
+        y = _rows.normalized(unnormalized, total, dead)
         return {"y": y.astype(x.dtype), "total": total}
 
     return _rows.with_logits(
@@ -93,9 +93,9 @@ def _softmax_jvp(axes, primals, tangents):
 def log_softmax_core(x, temperature, axes):
     """Log-probabilities in ``x``'s dtype: ``z - log Σ exp z``."""
 
-    def finish(m, temp, z, regular):
+    def finish(m, temp, z, dead):
         total = _rows.row_sum(z, axes)
-        log_p = _rows.log_p(z, total, m, temp, regular).astype(x.dtype)
+        log_p = _rows.log_p(z, total, dead).astype(x.dtype)
         return {"log_p": log_p, "total": total}
 
     suspect = _flag_rows("log_p", axes)
@@ -154,7 +154,7 @@ def _live(lp):
 def logsumexp_core(x, temperature, axes):
     """Keepdims ``T·log Σ exp(x/T)`` in the compute dtype."""
 
-    def finish(m, temp, z, regular):
+    def finish(m, temp, z, dead):
         total = _rows.row_sum(z, axes)
         log_total = jnp.log(total)
         t = jnp.asarray(temperature, m.dtype)

@@ -23,9 +23,9 @@ from jax.custom_derivatives import SymbolicZero
 from jsoftmax import _rows
 
 
-def _neg_log_p(z, total, m, temp):
+def _neg_log_p(z, total, dead):
     # +inf at dead entries and in all -inf rows.
-    return -_rows.log_p(z, total, m, temp)
+    return -_rows.log_p(z, total, dead)
 
 
 # --------------------------------------------------------------------------- #
@@ -35,18 +35,19 @@ def _xent_rows(labels, temperature, axes, wants):
     """``finish`` for :func:`jsoftmax._rows.with_logits`: the per-row loss and,
     for each name in ``wants``, what the rule needs: ``"x"`` the gradient
     ``(Σy·p - y)/T``, ``"labels"`` ``-log p`` capped at max_float, ``"t"`` the
-    per-row ``d loss/dT``. Plain arithmetic (``regular``) skips the selects:
+    per-row ``d loss/dT``. Plain arithmetic (``dead=None``) skips the selects:
     a ``-inf`` logit there makes the loss NaN (``y = 0``) or ``+inf``, and the
     row is recomputed by the general program."""
 
-    def finish(m, temp, z, regular):
+    def finish(m, temp, z, dead):
+        regular = dead is None
         e = jnp.exp(z)
         total = jnp.sum(e, axes, keepdims=True)
         if regular:
             neg_log_p = jnp.log(total) - z
             terms = labels * neg_log_p
         else:
-            neg_log_p = _neg_log_p(z, total, m, temp)  # >= 0, +inf at dead entries
+            neg_log_p = _neg_log_p(z, total, dead)  # >= 0, +inf at dead entries
             # y = 0 adds 0 even where -log p = inf; y > 0 there gives +inf.
             terms = jnp.where(labels == 0, 0, labels * neg_log_p)
         out = {"loss": jnp.sum(terms, axes, keepdims=True)}
@@ -137,7 +138,7 @@ def _int_xent_rows(x, label, live, smooth_weight, temperature, alpha, wants):
     ``p/T`` less the smoothing target, with ``"label"`` the per-row weight
     ``(1-α)/T`` of the label's entry (0 where the label's ``log p`` is
     ``-inf``), and ``"t"`` the per-row ``d loss/dT``. Plain arithmetic
-    (``regular``) skips the selects and takes ``p`` from the summed ``exp z``
+    (``dead=None``) skips the selects and takes ``p`` from the summed ``exp z``
     (one exponential per entry, as optax): a dead label or, with smoothing,
     any ``-inf`` logit makes its loss NaN or ``+inf``, and the row is
     recomputed by the general program."""
@@ -146,7 +147,8 @@ def _int_xent_rows(x, label, live, smooth_weight, temperature, alpha, wants):
     # Gathered from x itself, so that only the label's entry is read.
     h_label = _rows.halved(gather_label(x, label))
 
-    def finish(m, temp, z, regular):
+    def finish(m, temp, z, dead):
+        regular = dead is None
         e = jnp.exp(z)
         total = jnp.sum(e, axes, keepdims=True)
         if regular:
@@ -155,14 +157,15 @@ def _int_xent_rows(x, label, live, smooth_weight, temperature, alpha, wants):
             label_loss = log_total - z_label
         else:
             z_label = _rows.scaled_logits(h_label, m, temp)
-            label_loss = _neg_log_p(z_label, total, m, temp)
+            dead_label = _rows.dead_entries(h_label)
+            label_loss = _neg_log_p(z_label, total, dead_label)
         loss = label_loss
         if alpha:
             if regular:
                 smoothing = live * (log_total - z)
             else:
                 # Σ_live (α/K)(log Σ - z): +inf if a live class has a -inf logit.
-                smoothing = jnp.where(live == 0, 0, _neg_log_p(z, total, m, temp))
+                smoothing = jnp.where(live == 0, 0, _neg_log_p(z, total, dead))
             smoothed = smooth_weight * jnp.sum(smoothing, axes, keepdims=True)
             loss = (1 - alpha) * loss + smoothed
         out = {"loss": loss}
@@ -171,7 +174,7 @@ def _int_xent_rows(x, label, live, smooth_weight, temperature, alpha, wants):
         # p = exp z / Σ in both programs, so that a row's gradient is the same
         # bits whichever program ran (a NaN row elsewhere sends all to the
         # general one).
-        p = e / total if regular else _rows.normalized(e, total, m, temp)
+        p = _rows.normalized(e, total, dead)
         scale = _rows.derivative_scale(temperature, m)
         # The target y' counts only where z is finite (dead entries keep
         # z = -inf whatever x and T do): one factor per row for the label.
@@ -181,8 +184,8 @@ def _int_xent_rows(x, label, live, smooth_weight, temperature, alpha, wants):
         if regular:
             spread = live
         else:
-            dead = _neg_log_p(z, total, m, temp) == jnp.inf  # all -inf rows too
-            spread = jnp.where((live == 0) | dead, 0, live)
+            dead_or_masked = _neg_log_p(z, total, dead) == jnp.inf  # rows too
+            spread = jnp.where((live == 0) | dead_or_masked, 0, live)
         if "x" in wants:
             # The gradient is out["x"]·out["x_scale"]: without smoothing the
             # plain program hands over exp z and scale/Σ, so that the
@@ -191,8 +194,13 @@ def _int_xent_rows(x, label, live, smooth_weight, temperature, alpha, wants):
                 out["x"] = scale * (p - smooth_weight * spread)
                 out["x_scale"] = jnp.ones_like(total)
             else:
-                live_e = e if regular else _rows.normalized(e, 1, m, temp)
-                out["x"], out["x_scale"] = live_e, scale / total
+                # An all -inf row (e = 1 there) zeroed in the per-row factor,
+                # so that the gradient's pass does not read x again.
+                x_scale = scale / total
+                if not regular:
+                    # 0·x_scale: NaN in a NaN row (see _rows.normalized).
+                    x_scale = jnp.where(_rows.dead_row(m), 0 * x_scale, x_scale)
+                out["x"], out["x_scale"] = e, x_scale
             out["label"] = scale * label_alive
         if "t" in wants:
             # dz/dT = -z/T, 0 at dead entries (p = 0 there too).

@@ -15,8 +15,9 @@ range, and ``2d == x - max`` exactly wherever that is representable):
 =====================================  ======================================
 entry                                  ``z``
 =====================================  ======================================
-``h == m`` (the max, ties, ``+inf``    0; an all ``-inf`` row (``m ==
-entries of a ``+inf`` row)             -inf``) is zeroed in the outputs
+``h == m`` (the max, ties, ``+inf``    0; an all ``-inf`` row (every entry
+entries of a ``+inf`` row)             a max entry) is zeroed in the outputs
+                                       (:func:`dead_entries`)
 ``d == -inf`` (``-inf`` logits, the    ``-inf``
 finite entries of a ``+inf`` row)
 ``T == 0`` (``-0.0`` too) and          ``-inf``: the hard max, whatever the
@@ -37,6 +38,11 @@ count as tied, and on backends that flush subnormals (XLA's CPU and GPU) a
 logit below twice the smallest normal halves to 0: ``logsumexp`` of a row whose
 max is such a value is then off by that value (at most ``2.4e-38`` in
 float32).
+
+Every edge is a select on ``h`` and the broadcast ``m`` and ``T`` terms
+(no compare on a per-row value): XLA fuses those into the passes, where a
+per-row flag (``T == 0``, ``m == -inf``) became a kernel of its own
+(``python -m bench accel``: every forward on H100 and TPU v5e).
 """
 
 from __future__ import annotations
@@ -102,21 +108,29 @@ def half_max(x, axes):
 class Temperature(NamedTuple):
     """Per-row factors for :func:`scaled_logits` (shapes broadcast on rows)."""
 
-    hard: jax.Array  # T == 0: the hard max
     prescale: jax.Array  # c: 1, or 2^-e for T > 2^e (e = half the max exponent)
     rate: jax.Array  # 2/(T·c), at most 2/tiny; 0 at T = inf, NaN for NaN T
+    hard: jax.Array  # inf at T == 0 (-0.0 too), else 1
     poison: jax.Array  # 0, or NaN where T < 0 or NaN
 
 
 def temperature_terms(temperature, dtype) -> Temperature:
+    """The per-row terms of ``T``, all numbers: each reaches the passes only
+    through a product or a select's branch, which XLA fuses there. A flag
+    (``T == 0`` as a boolean) became a kernel of its own on TPU v5e. One
+    small kernel of these terms is left on both targets for a traced ``T``
+    (``python -m bench accel``, one temperature per row: 6 kernels against
+    jax.nn's 5 on H100, 5 against 4 on TPU v5e): the contract's edges of
+    ``T`` (zero, huge, negative or NaN) need them."""
     big, tiny = limits(dtype)
     t = jnp.asarray(temperature, dtype)
     half_exponent = jnp.finfo(dtype).maxexp // 2
     huge = t > 2.0**half_exponent
     prescale = jnp.where(huge, 2.0**-half_exponent, 1).astype(dtype)
     rate = 1 / jnp.maximum(t * prescale * 0.5, tiny)
+    hard = jnp.where(t == 0, jnp.inf, 1).astype(dtype)
     poison = jnp.where(t >= 0, 0, jnp.nan).astype(dtype)
-    return Temperature(t == 0, prescale, rate, poison)
+    return Temperature(prescale, rate, hard, poison)
 
 
 def scaled_logits(h, m, temp: Temperature):
@@ -129,20 +143,25 @@ def scaled_logits(h, m, temp: Temperature):
     into the passes that read ``x`` (on an H100 small rows become one Triton
     softmax kernel, as ``jax.nn``'s do).
     """
-    gap = h - m  # (x - max)/2
-    z = (gap * temp.prescale) * temp.rate
-    dead = (gap == -jnp.inf) | (temp.hard & (h < m))
+    scaled = (h - m) * temp.prescale
+    # Below the max, scaled·hard is -inf (or NaN: a gap flushed to 0 at
+    # T = 0) exactly at the -inf gaps and, at T = 0, everywhere: there z is
+    # -inf. Not z itself: its rate stays finite, so that no derivative of z
+    # meets inf·0.
+    cut = (h < m) & ~(scaled * temp.hard > -jnp.inf)
+    z = jnp.where(cut, -jnp.inf, scaled * temp.rate)
     # The max entries: 0 (NaN for an invalid T, poisoning the row sums). In
     # an all -inf row every entry is a max entry: callers read such a row off
-    # m == -inf in their output (dead_row), where XLA fuses it.
-    return jnp.where(h == m, temp.poison, jnp.where(dead, -jnp.inf, z))
+    # dead_entries in their output, where XLA fuses it.
+    return jnp.where(h == m, temp.poison, z)
 
 
 def ordinary_temperature(temp: Temperature):
     """Where ``T`` is ordinary: ``0 < T < inf`` unscaled (``c = 1``). There, in
     a row with a finite max, ``z = (h - m)·(2/T)`` equals
     :func:`scaled_logits` bit for bit."""
-    return ~temp.hard & (temp.prescale == 1) & (temp.rate > 0) & (temp.poison == 0)
+    plain = (temp.hard == 1) & (temp.prescale == 1)
+    return plain & (temp.rate > 0) & (temp.poison == 0)
 
 
 @custom_batching.custom_vmap
@@ -157,14 +176,15 @@ def _any_over_the_batch(axis_size, in_batched, flags):
 
 
 def with_logits(x, temperature, axes, finish, suspect, max_of_halves=False):
-    """``finish(m, temp, z, regular)`` with ``z`` from :func:`scaled_logits`.
+    """``finish(m, temp, z, dead)`` with ``z`` from :func:`scaled_logits` and
+    ``dead`` from :func:`dead_entries`.
 
     On accelerators this is the one general program (selects, no
     conditional). On CPU, where XLA does not fuse selects into its vectorised
     exp-and-sum (softmax forward at 4096x32768 float32: 0.47x of jax.nn with
     them) but compiles the plain arithmetic of ``jax.nn`` into one fused
     kernel, it first runs ``finish`` on the plain ``z = (h - m)·(2/T)``
-    (``regular=True``: no edge select) and keeps that result unless
+    (``dead=None``: no edge select) and keeps that result unless
     ``suspect(result)`` flags a row or some ``T`` is not ordinary; then a
     ``lax.cond`` runs the general program too and takes its outputs in the
     flagged rows. Wherever the row max is finite, plain ``z`` is the general
@@ -183,7 +203,8 @@ def with_logits(x, temperature, axes, finish, suspect, max_of_halves=False):
     def general(x):
         m = half_max(x, axes)
         temp = temperature_terms(temperature, m.dtype)
-        return finish(m, temp, scaled_logits(halved(x), m, temp), False)
+        h = halved(x)
+        return finish(m, temp, scaled_logits(h, m, temp), dead_entries(h))
 
     def on_cpu(x):
         # The max of the halves fuses with the exp into XLA:CPU's one softmax
@@ -192,7 +213,7 @@ def with_logits(x, temperature, axes, finish, suspect, max_of_halves=False):
         # 0.29x with the max of the halves, which XLA:CPU writes out).
         m = row_max(halved(x), axes) if max_of_halves else half_max(x, axes)
         temp = temperature_terms(temperature, m.dtype)
-        plain = finish(m, temp, (halved(x) - m) * temp.rate, True)
+        plain = finish(m, temp, (halved(x) - m) * temp.rate, None)
         flagged = suspect(plain) | ~ordinary_temperature(temp)
 
         def repaired(x, plain):
@@ -222,32 +243,43 @@ def row_sum(z, axes):
 
 
 def dead_row(m):
-    """All ``-inf`` (or empty) rows, from the half max ``m``. Used only inside
-    elementwise outputs: an operation between a row sum and its broadcast
-    costs XLA:GPU its one-kernel softmax on small rows."""
+    """All ``-inf`` (or empty) rows, from the half max ``m``, for per-row
+    outputs; elementwise outputs take :func:`dead_entries`."""
     return m == -jnp.inf
 
 
-def normalized(e, total, m, temp: Temperature, regular=False):
-    """``e/Σ``; 0 in an all ``-inf`` row (whose ``z`` are 0 by construction),
-    NaN there too for an invalid ``T``. ``regular``: no such row (see
-    :func:`with_logits`)."""
+def dead_entries(h):
+    """The ``-inf`` entries (``h = x/2``), where the outputs of an all ``-inf``
+    row are set. Outputs of a live row are the same there with or without
+    the select; an elementwise compare, since a compare on the row max
+    became a kernel of its own in every forward on H100 and TPU v5e
+    (``python -m bench accel``)."""
+    return h == -jnp.inf
+
+
+def normalized(e, total, dead):
+    """``e/Σ``; 0 in an all ``-inf`` row (``dead``, :func:`dead_entries`: there
+    every ``z`` is 0, or NaN for an invalid ``T``, by construction).
+    ``dead=None``: no such row (the plain program of :func:`with_logits`)."""
     value = e / total
-    if regular:
+    if dead is None:
         return value
-    # 0·value: 0 in a true all -inf row (value 1/K), NaN where a NaN fooled
-    # the max into -inf (XLA:CPU's vectorised max can return its init).
-    return jnp.where(dead_row(m), temp.poison + 0 * value, value)
+    # 0·value: 0 in an all -inf row (value 1/K) and at -inf entries (value 0),
+    # NaN in a NaN row (also where a NaN fooled XLA:CPU's vectorised max into
+    # -inf) and for an invalid T.
+    return jnp.where(dead, 0 * value, value)
 
 
-def log_p(z, total, m, temp: Temperature, regular=False):
+def log_p(z, total, dead):
     """``z - log Σ`` (``-inf`` at ``-inf`` entries); ``-inf`` in an all ``-inf``
-    row (NaN for an invalid ``T``). A NaN row is NaN everywhere: ``-inf - NaN``."""
+    row (NaN for an invalid ``T``). A NaN row is NaN everywhere: ``-inf - NaN``.
+    ``dead`` as in :func:`normalized`."""
     value = z - jnp.log(total)
-    if regular:
+    if dead is None:
         return value
-    # 0·value: see normalized.
-    return jnp.where(dead_row(m), temp.poison - jnp.inf + 0 * value, value)
+    # value - inf: -inf in an all -inf row (value -log K) and at -inf entries
+    # (value -inf), NaN where value is (see normalized).
+    return jnp.where(dead, value - jnp.inf, value)
 
 
 # --------------------------------------------------------------------------- #

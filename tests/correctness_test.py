@@ -272,6 +272,36 @@ def test_tiny_gap_at_zero_temperature_is_minus_inf(dtype):
     assert jsoftmax.softmax(x, temperature=0.0)[1] == 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_temperature_below_the_max_whatever_the_gap(dtype):
+    # Halved, 4·tiny and 3·tiny are normal but their gap is subnormal (0 where
+    # the backend flushes), and 0·(1/0) is NaN: still the hard max, -inf
+    # below the max, per-row T traced included, with zero derivatives.
+    tiny = np.finfo(dtype).tiny
+    x = jnp.array([[4 * tiny, 3 * tiny, -inf, 2 * tiny], [0, 4 * tiny, 0, 3 * tiny]])
+    x = x.astype(dtype)
+    expected_p = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype)
+    for t in (0.0, jnp.array([[0.0], [-0.0]], dtype)):
+        for run in (lambda f, *a: f(*a), lambda f, *a: jax.jit(f)(*a)):
+            p = run(lambda x, t: jsoftmax.softmax(x, temperature=t), x, t)
+            lp = run(lambda x, t: jsoftmax.log_softmax(x, temperature=t), x, t)
+            np.testing.assert_array_equal(p, expected_p)
+            np.testing.assert_array_equal(lp, np.where(expected_p == 1, 0, -inf))
+            loss = run(
+                lambda x, t: jsoftmax.softmax_cross_entropy_with_integer_labels(
+                    x, jnp.array([0, 1]), temperature=t
+                ),
+                x,
+                t,
+            )
+            np.testing.assert_array_equal(loss, [0, 0])
+            for fn in (jsoftmax.softmax, jsoftmax.log_softmax):
+                g = jax.grad(lambda x: jnp.sum(fn(x, temperature=t)[..., :2]))(x)  # noqa: B023
+                np.testing.assert_array_equal(g, np.zeros_like(x))
+            g = jax.grad(lambda x: jnp.sum(jsoftmax.logsumexp(x, temperature=t)))(x)  # noqa: B023
+            np.testing.assert_array_equal(g, expected_p)
+
+
 @pytest.mark.parametrize("t", [1e30, 1e37, 1e38, 3e38])
 def test_large_temperature_with_a_span_beyond_the_float_range(t):
     x = jnp.array([3e38, -3e38, 0.0], jnp.float32)
