@@ -854,3 +854,19 @@ def test_softmax_rule_factor_forms_agree_bit_for_bit(data):
         split = _rows._tangent_map(u, y, (1,), split_factors)
         shared = _rows._tangent_map(u, y, (1,), shared_factors)
         np.testing.assert_array_equal(np.asarray(split), np.asarray(shared))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_the_softmax_rule_reads_every_sixteen_bit_value_as_stored(dtype):
+    # Every bit pattern of the dtype (NaNs, infinities, subnormals, -0.0): the
+    # rule's widening (through the bits for bfloat16) is the exact float32
+    # value, bit for bit, eagerly and under jit.
+    from jsoftmax import _cores
+
+    patterns = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
+    y = jax.lax.bitcast_convert_type(jnp.asarray(patterns), dtype)
+    expected = np.asarray(y.astype(jnp.float32)).view(np.uint32)
+    for run in (_cores._as_read, jax.jit(_cores._as_read)):
+        widened = np.asarray(run(y))
+        assert widened.dtype == np.float32
+        np.testing.assert_array_equal(widened.view(np.uint32), expected)
