@@ -65,6 +65,20 @@ from jsoftmax import _validate
 YNN_MIN_ELEMENTS = 4096
 
 
+# Tests set this to compile the accelerators' branches of platform_dependent
+# on the CPU (tests/platform_test.py); never set otherwise.
+ACCELERATOR_BRANCHES_ON_CPU = False
+
+
+def platform_dependent(*args, cpu, default, **branches):
+    """``lax.platform_dependent(*args, cpu=cpu, default=default, ...)``, or
+    ``default(*args)`` when :data:`ACCELERATOR_BRANCHES_ON_CPU` is set, so that
+    the accelerators' programs run and are tested on a CPU-only machine."""
+    if ACCELERATOR_BRANCHES_ON_CPU:
+        return default(*args)
+    return lax.platform_dependent(*args, cpu=cpu, default=default, **branches)
+
+
 def limits(dtype):
     info = jnp.finfo(dtype)
     return float(info.max), float(info.tiny)
@@ -102,7 +116,7 @@ def half_max(x, axes):
     def on_cpu(x):
         return widened(row_max(x, axes)) * 0.5
 
-    return lax.platform_dependent(x, cpu=on_cpu, default=on_accelerators)
+    return platform_dependent(x, cpu=on_cpu, default=on_accelerators)
 
 
 class Temperature(NamedTuple):
@@ -226,7 +240,7 @@ def with_logits(x, temperature, axes, finish, suspect, max_of_halves=False):
 
     if any(x.shape[axis] == 0 for axis in axes):
         return general(x)
-    return lax.platform_dependent(x, cpu=on_cpu, default=general)
+    return platform_dependent(x, cpu=on_cpu, default=general)
 
 
 def row_sum(z, axes):
@@ -288,13 +302,15 @@ def log_p(z, total, dead):
 def derivative_scale(temperature, m):
     """``1/T`` per row for the derivatives of ``z``; 0 at ``T = 0`` (and at
     ``T = inf``, where ``1/T`` is 0) and on rows holding ``+inf``, whose
-    probabilities sit on the ``+inf`` entries whatever the others do.
+    probabilities sit on the ``+inf`` entries whatever the others do."""
+    return jnp.where(m == jnp.inf, 0, inverse_temperature(temperature))
 
-    The double select keeps ``1/T`` differentiable at ``T = 0`` (second order).
-    """
+
+def inverse_temperature(temperature):
+    """``1/T``, 0 at ``T = 0`` (the double select keeps it differentiable
+    there, second order)."""
     hard = lax.stop_gradient(temperature) == 0
-    inverse = 1 / jnp.where(hard, 1, temperature)
-    return jnp.where(hard | (m == jnp.inf), 0, inverse)
+    return jnp.where(hard, 0, 1 / jnp.where(hard, 1, temperature))
 
 
 def finite_or_zero(log_p):
@@ -388,7 +404,7 @@ def log_softmax_tangent(u, y, axes, narrow=False):
     factors = partial(_split_factors, axes=axes)
     if narrow:
         shared = partial(_shared_factors, axes=axes)
-        factors = partial(lax.platform_dependent, cpu=shared, default=factors)
+        factors = partial(platform_dependent, cpu=shared, default=factors)
     return _tangent_map(u, y, axes, factors)
 
 

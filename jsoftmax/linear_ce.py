@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jsoftmax import _rows
 from jsoftmax import _validate
 from jsoftmax import vocab_parallel as vp
 
@@ -106,7 +107,7 @@ def _by_platform(fn, *args):
     """``fn(*args, bits=...)``: ``bits`` on CPU for 16-bit inputs (see above)."""
     if args[0].dtype not in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
         return fn(*args, bits=False)
-    return lax.platform_dependent(
+    return _rows.platform_dependent(
         *args, cpu=partial(fn, bits=True), default=partial(fn, bits=False)
     )
 

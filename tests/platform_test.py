@@ -1,0 +1,138 @@
+"""The accelerators' programs, run on the CPU.
+
+Some passes compile differently per platform (``lax.platform_dependent``: the
+CPU's plain program, repaired by a ``lax.cond``, and its min/max arithmetic;
+the accelerators' one program of selects, and their reading of ``x`` in
+log_softmax's rule). Here every branch meant for GPUs and TPUs runs on the CPU
+(``_rows.ACCELERATOR_BRANCHES_ON_CPU``), over the edge rows of DESIGN.md and
+every temperature edge, and must give what the CPU's branches give: the same
+NaN and infinite entries, values and derivatives to a few roundings.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jsoftmax
+from jsoftmax import _rows
+
+inf, nan = np.inf, np.nan
+ROWS = np.array(
+    [
+        [0.5, -1.0, 2.0, 3.0, -0.25, 1.0],  # ordinary
+        [1.0, 3.0, 3.0, -inf, 0.0, -2.0],  # tie at the max, a -inf entry
+        [-inf] * 6,  # all -inf
+        [inf, 1.0, -inf, 0.0, 2.0, 3.0],  # one +inf
+        [inf, inf, 0.0, 1.0, -inf, 2.0],  # two +inf
+        [1.0, nan, 0.0, -inf, 2.0, 3.0],  # NaN
+        [40.0, 0.0, -3.0, 1.0, -inf, 2.0],  # a dominant entry (tail < 1e-17)
+        [3e38, -3e38, 0.0, 1.0, 2.0, -1e9],  # a span beyond the float range
+        [0.0, -1e9, -1e9, 1.0, -inf, 0.5],  # masked with -1e9
+    ],
+    np.float32,
+)
+# One temperature per row, and the scalar edges.
+TEMPERATURES = {
+    "per row": np.array([1.0, 0.0, -0.0, 0.7, inf, 1e-30, 1e35, 2.0, -1.0])[:, None],
+    "1": 1.0,
+    "0": 0.0,
+    "-0": -0.0,
+    "inf": inf,
+    "1e-30": 1e-30,
+    "3e38": 3e38,
+}
+LABELS = np.array([3, 3, 0, 0, 1, 0, 0, 1, 0])
+
+
+def _programs(dtype, temperature):
+    """Values and gradients (w.r.t. ``x`` and ``T``) of every row function."""
+    x = jnp.asarray(ROWS, dtype)
+    t = jnp.asarray(temperature, jnp.float32)
+    w = jax.random.normal(jax.random.key(3), x.shape, jnp.float32).astype(dtype)
+    probabilities = jax.nn.softmax(w.astype(jnp.float32) * 3).astype(dtype)
+
+    def pulled(fn):
+        def run(x, t):
+            out, pullback = jax.vjp(fn, x, t)
+            return (out, *pullback(jnp.ones_like(out) if out.ndim < 2 else w))
+
+        return run
+
+    functions = {
+        "softmax": lambda x, t: jsoftmax.softmax(x, temperature=t),
+        "log_softmax": lambda x, t: jsoftmax.log_softmax(x, temperature=t),
+        "logsumexp": lambda x, t: jsoftmax.logsumexp(x, temperature=t),
+        "integer CE": lambda x, t: jsoftmax.softmax_cross_entropy_with_integer_labels(
+            x, jnp.asarray(LABELS), temperature=t
+        ),
+        "smoothed integer CE": lambda x, t: (
+            jsoftmax.softmax_cross_entropy_with_integer_labels(
+                x, jnp.asarray(LABELS), temperature=t, label_smoothing=0.1
+            )
+        ),
+        "probability CE": lambda x, t: jsoftmax.softmax_cross_entropy(
+            x, probabilities, temperature=t
+        ),
+    }
+    return {
+        name: [np.asarray(v, np.float64) for v in jax.jit(pulled(fn))(x, t)]
+        for name, fn in functions.items()
+    }
+
+
+@pytest.fixture
+def accelerator_branches(monkeypatch):
+    """Traces with the accelerators' branches while set (caches cleared, so
+    that nothing compiled for one choice serves the other)."""
+
+    def choose(on):
+        jax.clear_caches()
+        monkeypatch.setattr(_rows, "ACCELERATOR_BRANCHES_ON_CPU", on)
+
+    yield choose
+    choose(False)
+
+
+def _assert_same(cpu, accel, tolerance, what):
+    np.testing.assert_array_equal(np.isnan(accel), np.isnan(cpu), err_msg=what)
+    np.testing.assert_array_equal(
+        np.where(np.isinf(cpu), cpu, 0), np.where(np.isinf(accel), accel, 0), what
+    )
+    finite = np.isfinite(cpu)
+    scale = np.max(np.abs(np.where(finite, cpu, 0)), axis=-1, keepdims=True)
+    error = np.abs(np.where(finite, accel - cpu, 0))
+    bound = tolerance * np.maximum(scale, np.finfo(np.float32).tiny)
+    assert np.all(error <= np.broadcast_to(bound, error.shape)), what
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("temperature", list(TEMPERATURES))
+def test_accelerator_branches_give_the_cpu_results(
+    accelerator_branches, dtype, temperature
+):
+    t = TEMPERATURES[temperature]
+    accelerator_branches(False)
+    cpu = _programs(dtype, t)
+    accelerator_branches(True)
+    accel = _programs(dtype, t)
+    # Outputs round to the dtype; the programs may sum in another order.
+    tolerance = 4 * float(jnp.finfo(dtype).eps)
+    for name in cpu:
+        parts = zip(("value", "d/dx", "d/dT"), cpu[name], accel[name], strict=True)
+        for part, c, a in parts:
+            _assert_same(c, a, tolerance, f"{name} {part} T={temperature}")
+
+
+def test_the_switch_reaches_the_accelerator_branches(accelerator_branches):
+    # The CPU's program repairs flagged rows in a conditional; the
+    # accelerators' is one program of selects, without one.
+    x = jnp.asarray(ROWS)
+    conditionals = {}
+    for on in (False, True):
+        accelerator_branches(on)
+        text = jax.jit(jsoftmax.softmax).lower(x).compile().as_text()
+        conditionals[on] = text.count(" conditional(")
+    assert conditionals == {False: 1, True: 0}
