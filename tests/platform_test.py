@@ -139,3 +139,26 @@ def test_the_switch_reaches_the_accelerator_branches(accelerator_branches):
         text = jax.jit(jsoftmax.softmax).lower(x).compile().as_text()
         conditionals[on] = text.count(" conditional(")
     assert conditionals == {False: 1, True: 0}
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_linear_cross_entropy_branches_agree(accelerator_branches, dtype):
+    # 16-bit weights are moved as their bits on CPU only; the values and
+    # gradients are the same either way.
+    keys = jax.random.split(jax.random.key(5), 3)
+    x = jax.random.normal(keys[0], (8, 16), jnp.float32).astype(dtype)
+    w = (jax.random.normal(keys[1], (16, 40), jnp.float32) / 4).astype(dtype)
+    labels = jax.random.randint(keys[2], (8,), 0, 40)
+
+    def loss(x, w):
+        return jsoftmax.linear_cross_entropy(
+            x, w, labels, label_smoothing=0.1, block_size=16
+        )
+
+    results = {}
+    for on in (False, True):
+        accelerator_branches(on)
+        value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(x, w)
+        results[on] = [np.asarray(v, np.float64) for v in (value, *grads)]
+    for cpu, accel in zip(results[False], results[True], strict=True):
+        np.testing.assert_allclose(accel, cpu, rtol=1e-6, atol=1e-7)
