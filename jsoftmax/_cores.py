@@ -106,11 +106,7 @@ def _as_read(y):
     if y.dtype != jnp.bfloat16:
         return through_a_barrier(y)
     return _rows.platform_dependent(
-        y,
-        cpu=through_the_bits,
-        cuda=through_a_barrier,
-        rocm=through_a_barrier,
-        default=through_the_bits,
+        y, cuda=through_a_barrier, rocm=through_a_barrier, default=through_the_bits
     )
 
 

@@ -70,13 +70,13 @@ YNN_MIN_ELEMENTS = 4096
 ACCELERATOR_BRANCHES_ON_CPU = False
 
 
-def platform_dependent(*args, cpu, default, **branches):
-    """``lax.platform_dependent(*args, cpu=cpu, default=default, ...)``, or
+def platform_dependent(*args, default, **branches):
+    """``lax.platform_dependent(*args, default=default, **branches)``, or
     ``default(*args)`` when :data:`ACCELERATOR_BRANCHES_ON_CPU` is set, so that
     the accelerators' programs run and are tested on a CPU-only machine."""
     if ACCELERATOR_BRANCHES_ON_CPU:
         return default(*args)
-    return lax.platform_dependent(*args, cpu=cpu, default=default, **branches)
+    return lax.platform_dependent(*args, default=default, **branches)
 
 
 def limits(dtype):

@@ -11,10 +11,15 @@ NaN and infinite entries, values and derivatives to a few roundings.
 
 from __future__ import annotations
 
+import hypothesis.extra.numpy as hnp
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 import jsoftmax
 from jsoftmax import _rows
@@ -162,3 +167,54 @@ def test_linear_cross_entropy_branches_agree(accelerator_branches, dtype):
         results[on] = [np.asarray(v, np.float64) for v in (value, *grads)]
     for cpu, accel in zip(results[False], results[True], strict=True):
         np.testing.assert_allclose(accel, cpu, rtol=1e-6, atol=1e-7)
+
+
+_ENTRIES = [-np.inf, np.inf, np.nan, -1e9, -3e38, 3e38, -40.0, -1.0, 0.0, 2.0, 2.0]
+
+
+@given(st.data())
+# (the fixture only switches branches; each example sets both choices)
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_accelerator_branches_on_wide_rows_with_ties_and_edges(
+    accelerator_branches, data
+):
+    # Rows up to 4097 wide drawn from ties, ±inf, NaN, -1e9 masking and a
+    # span beyond the float range, at every temperature edge: the same NaN and
+    # infinite entries, values and derivatives from both choices of branches.
+    width = data.draw(st.sampled_from([1, 3, 4096, 4097]))
+    values = st.sampled_from(_ENTRIES)
+    rows = data.draw(hnp.arrays(np.float32, (3, width), elements=values))
+    t = data.draw(st.sampled_from([1.0, 0.0, -0.0, 0.7, np.inf, 1e-30, 1e35]))
+    labels = jnp.asarray(
+        data.draw(st.lists(st.integers(0, width - 1), min_size=3, max_size=3))
+    )
+    x = jnp.asarray(rows)
+    g = jax.random.normal(jax.random.key(7), x.shape, jnp.float32)
+
+    def run(x, t):
+        out = {}
+        for name, fn in (("softmax", jsoftmax.softmax), ("lsm", jsoftmax.log_softmax)):
+            value, pullback = jax.vjp(lambda x, t: fn(x, temperature=t), x, t)  # noqa: B023
+            out[name] = (value, *pullback(g))
+        loss = lambda x, t: jnp.sum(  # noqa: E731
+            jsoftmax.softmax_cross_entropy_with_integer_labels(x, labels, temperature=t)
+        )
+        out["CE"] = (loss(x, t), *jax.grad(loss, argnums=(0, 1))(x, t))
+        return out
+
+    results = {}
+    for on in (False, True):
+        accelerator_branches(on)
+        results[on] = jax.jit(run)(x, jnp.float32(t))
+    for name in results[False]:
+        for cpu, accel in zip(results[False][name], results[True][name], strict=True):
+            _assert_same(
+                np.asarray(cpu, np.float64),
+                np.asarray(accel, np.float64),
+                4 * float(jnp.finfo(jnp.float32).eps),
+                f"{name} T={t}",
+            )
