@@ -65,17 +65,19 @@ from jsoftmax import _validate
 YNN_MIN_ELEMENTS = 4096
 
 
-# Tests set this to compile the accelerators' branches of platform_dependent
-# on the CPU (tests/platform_test.py); never set otherwise.
-ACCELERATOR_BRANCHES_ON_CPU = False
+# Tests set this to the name of an accelerator platform ("tpu", "cuda") to
+# compile that platform's branches of platform_dependent on the CPU
+# (tests/platform_test.py); never set otherwise.
+ACCELERATOR_BRANCHES_ON_CPU = None
 
 
 def platform_dependent(*args, default, **branches):
-    """``lax.platform_dependent(*args, default=default, **branches)``, or
-    ``default(*args)`` when :data:`ACCELERATOR_BRANCHES_ON_CPU` is set, so that
-    the accelerators' programs run and are tested on a CPU-only machine."""
-    if ACCELERATOR_BRANCHES_ON_CPU:
-        return default(*args)
+    """``lax.platform_dependent(*args, default=default, **branches)``, or the
+    branch of the platform named by :data:`ACCELERATOR_BRANCHES_ON_CPU` when
+    it is set (``default`` where that platform has none), so that the
+    accelerators' programs run and are tested on a CPU-only machine."""
+    if ACCELERATOR_BRANCHES_ON_CPU is not None:
+        return branches.get(ACCELERATOR_BRANCHES_ON_CPU, default)(*args)
     return lax.platform_dependent(*args, default=default, **branches)
 
 

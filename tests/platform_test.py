@@ -4,7 +4,8 @@ Some passes compile differently per platform (``lax.platform_dependent``: the
 CPU's plain program, repaired by a ``lax.cond``, and its min/max arithmetic;
 the accelerators' one program of selects, and their reading of ``x`` in
 log_softmax's rule). Here every branch meant for GPUs and TPUs runs on the CPU
-(``_rows.ACCELERATOR_BRANCHES_ON_CPU``), over the edge rows of DESIGN.md and
+(``_rows.ACCELERATOR_BRANCHES_ON_CPU`` names the platform: "tpu" takes the
+default branches, "cuda" also the GPUs' own), over the edge rows of DESIGN.md and
 every temperature edge, and must give what the CPU's branches give: the same
 NaN and infinite entries, values and derivatives to a few roundings.
 """
@@ -93,15 +94,16 @@ def _programs(dtype, temperature):
 
 @pytest.fixture
 def accelerator_branches(monkeypatch):
-    """Traces with the accelerators' branches while set (caches cleared, so
-    that nothing compiled for one choice serves the other)."""
+    """Traces with the branches of the platform it is given ("tpu", "cuda";
+    None: the CPU's own), caches cleared so that nothing compiled for one
+    choice serves another."""
 
-    def choose(on):
+    def choose(platform):
         jax.clear_caches()
-        monkeypatch.setattr(_rows, "ACCELERATOR_BRANCHES_ON_CPU", on)
+        monkeypatch.setattr(_rows, "ACCELERATOR_BRANCHES_ON_CPU", platform)
 
     yield choose
-    choose(False)
+    choose(None)
 
 
 def _assert_same(cpu, accel, tolerance, what):
@@ -116,15 +118,23 @@ def _assert_same(cpu, accel, tolerance, what):
     assert np.all(error <= np.broadcast_to(bound, error.shape)), what
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-@pytest.mark.parametrize("temperature", list(TEMPERATURES))
+# Every temperature with the default accelerator branches; the GPUs' own
+# branches differ only for 16-bit input (how softmax's rule reads y).
+BRANCH_CASES = [
+    (dtype, temperature, "tpu")
+    for dtype in (jnp.float32, jnp.bfloat16)
+    for temperature in TEMPERATURES
+] + [(jnp.bfloat16, "per row", "cuda")]
+
+
+@pytest.mark.parametrize(("dtype", "temperature", "platform"), BRANCH_CASES)
 def test_accelerator_branches_give_the_cpu_results(
-    accelerator_branches, dtype, temperature
+    accelerator_branches, dtype, temperature, platform
 ):
     t = TEMPERATURES[temperature]
-    accelerator_branches(False)
+    accelerator_branches(None)
     cpu = _programs(dtype, t)
-    accelerator_branches(True)
+    accelerator_branches(platform)
     accel = _programs(dtype, t)
     # Outputs round to the dtype; the programs may sum in another order.
     tolerance = 4 * float(jnp.finfo(dtype).eps)
@@ -139,11 +149,11 @@ def test_the_switch_reaches_the_accelerator_branches(accelerator_branches):
     # accelerators' is one program of selects, without one.
     x = jnp.asarray(ROWS)
     conditionals = {}
-    for on in (False, True):
-        accelerator_branches(on)
+    for platform in (None, "tpu", "cuda"):
+        accelerator_branches(platform)
         text = jax.jit(jsoftmax.softmax).lower(x).compile().as_text()
-        conditionals[on] = text.count(" conditional(")
-    assert conditionals == {False: 1, True: 0}
+        conditionals[platform] = text.count(" conditional(")
+    assert conditionals == {None: 1, "tpu": 0, "cuda": 0}
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
@@ -161,11 +171,11 @@ def test_linear_cross_entropy_branches_agree(accelerator_branches, dtype):
         )
 
     results = {}
-    for on in (False, True):
-        accelerator_branches(on)
+    for platform in (None, "tpu"):
+        accelerator_branches(platform)
         value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(x, w)
-        results[on] = [np.asarray(v, np.float64) for v in (value, *grads)]
-    for cpu, accel in zip(results[False], results[True], strict=True):
+        results[platform] = [np.asarray(v, np.float64) for v in (value, *grads)]
+    for cpu, accel in zip(results[None], results["tpu"], strict=True):
         np.testing.assert_allclose(accel, cpu, rtol=1e-6, atol=1e-7)
 
 
@@ -207,11 +217,12 @@ def test_accelerator_branches_on_wide_rows_with_ties_and_edges(
         return out
 
     results = {}
-    for on in (False, True):
-        accelerator_branches(on)
-        results[on] = jax.jit(run)(x, jnp.float32(t))
-    for name in results[False]:
-        for cpu, accel in zip(results[False][name], results[True][name], strict=True):
+    for platform in (None, "tpu"):
+        accelerator_branches(platform)
+        results[platform] = jax.jit(run)(x, jnp.float32(t))
+    for name in results[None]:
+        cases = zip(results[None][name], results["tpu"][name], strict=True)
+        for cpu, accel in cases:
             _assert_same(
                 np.asarray(cpu, np.float64),
                 np.asarray(accel, np.float64),
