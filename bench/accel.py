@@ -47,7 +47,9 @@ os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
 HERE = pathlib.Path(__file__).parent
 RESULTS = HERE / "results"
 TARGETS = {"tpu-v5e": "accel-tpu", "h100": "accel-gpu"}
-SHAPES = [(4096, 32768), (32, 1000)]
+# Large rows (reduced in two stages on H100), rows that XLA:GPU can fuse into one
+# Triton softmax kernel, and small rows where launches dominate.
+SHAPES = [(4096, 32768), (4096, 4096), (32, 1000)]
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # Cases beyond bench/operations.py: one temperature per row, and a where mask.
 EXTRA = {
@@ -281,7 +283,7 @@ def main(argv=None) -> int:
     add("--out", help="JSON path (one target; default results/accel-<target>.json)")
     add("--ops", nargs="*", choices=OPS, default=OPS)
     add("--dtypes", nargs="*", choices=list(DTYPES), default=list(DTYPES))
-    add("--shapes", nargs="*", help="ROWSxCOLS (default 4096x32768 32x1000)")
+    add("--shapes", nargs="*", help="ROWSxCOLS (default 4096x32768 4096x4096 32x1000)")
     add("--hlo", help="folder for each compiled program's HLO text")
     add("--markdown", action="store_true", help="print the README table from results")
     args = parser.parse_args(argv)
