@@ -140,45 +140,56 @@ def _log_softmax_jvp(axes, primals, tangents):
         return log_p, jnp.zeros_like(log_p)
     lp = _rows.widened(log_p)
     u = _rows.direction(lp, tangents[0], tangents[1], lp.dtype)
-    live, keep = _live(x, lp, temperature, axes)
+    live, keep, e, inverse_total = _live(x, lp, temperature, axes)
     scale = jnp.where(keep, _rows.inverse_temperature(temperature), 0)
-    along_p = jnp.sum(jnp.exp(lp) * u, axes, keepdims=True)
+    along_p = jnp.sum(e * u, axes, keepdims=True) * inverse_total
     tangent = live * (scale * (u - along_p))
     return log_p, tangent.astype(log_p.dtype)
 
 
 def _live(x, lp, temperature, axes):
-    """``(live, keep)``: the product of ``live`` (elementwise) and ``keep``
-    (per row) is 1 where ``log p`` is finite in a row without ``+inf``, else
-    0 (NaN rows are NaN through the row sum). Primal factors: a
-    ``lax.platform_dependent`` over the tangent itself transposed to a zero
-    gradient in jax 0.10.
+    """``(live, keep, e, inverse_total)``: the product of ``live``
+    (elementwise) and ``keep`` (per row) is 1 where ``log p`` is finite in a
+    row without ``+inf``, else 0 (NaN rows are NaN through the row sum), and
+    ``p = e·inverse_total``. Primal factors: a ``lax.platform_dependent``
+    over the tangent itself transposed to a zero gradient in jax 0.10.
 
-    On accelerators read off ``x`` elementwise (``z`` as the forward forms
-    it, and ``x`` finite: the ``+inf`` entries of a ``+inf`` row and the
-    entries of an all ``-inf`` row are the only ones whose ``z`` is finite
-    where ``log p`` is not): XLA then recomputes ``log p`` from ``x`` in
-    the backward instead of also reading it (log_softmax forward+backward
-    4096x32768 on TPU v5e: 1.14x -> 1.00x jax.nn's bytes, 7 -> 5 kernels;
-    H100 float32 1.14x -> 1.07x, bfloat16 unchanged at 1.14x; reading
-    ``log p`` and a per-row ``+inf`` flag cost both). On CPU off ``log p`` by
-    min/max arithmetic, not a compare: XLA:CPU fuses no compare into its
-    vectorised row sums (8192x1024 float32: 0.64x of jax.nn with a compare,
-    0.91x so), and the ``+inf`` row is zeroed per row (reading ``x`` there
-    instead: 0.8-0.9x of this in float32, 0.5x in bfloat16; so is a select
-    on the broadcast row flag).
+    On accelerators everything is read off ``x`` as ``jax.nn``'s rule does:
+    ``p = exp z / Σ exp z`` (``z`` as the forward forms it) and ``live``
+    where ``z`` is above ``-inf`` and ``x`` finite (``0·h`` is NaN at the
+    ``+inf`` entries of a ``+inf`` row and in an all ``-inf`` row, the only
+    entries whose ``z`` is finite where ``log p`` is not). XLA then
+    recomputes the row from ``x`` in the backward instead of reading
+    ``log p`` (log_softmax forward+backward on H100, float32: 32x1000 2
+    kernels against 4, 1.80x -> 1.00x jax.nn's bytes; 4096x4096 1.70x ->
+    1.20x; 4096x32768 1.07x -> 1.00x; TPU v5e one kernel fewer, the same
+    bytes; ``python -m bench accel``). A mask read off ``x - max`` alone
+    (1/T at an entry whose ``z`` underflows to ``-inf``) would also keep bfloat16
+    4096x32768 on H100 at 1.00x (1.14x so), but the CPU then has to read
+    ``x`` (float32 4096x32768, 1024x131072, 8192x1024 in one process:
+    0.53x, 0.59x, 0.64x of jax.nn against 0.72x, 0.55x, 0.83x).
+
+    On CPU off ``log p`` by min/max arithmetic, not a compare: XLA:CPU fuses
+    no compare into its vectorised row sums (8192x1024 float32: 0.64x of
+    jax.nn with a compare, 0.91x so), and the ``+inf`` row is zeroed per row
+    (reading ``x`` there instead: 0.8-0.9x of this in float32, 0.5x in
+    bfloat16; so is a select on the broadcast row flag); ``e = p = exp(log
+    p)``.
     """
     h = _rows.halved(x)
     m = _rows.half_max(x, axes)
 
     def on_cpu(h, m, lp):
         big = _rows.limits(lp.dtype)[0]
-        return jnp.sign(jnp.maximum(lp * 0.25 + big, 0)), m != jnp.inf
+        live = jnp.sign(jnp.maximum(lp * 0.25 + big, 0))
+        return live, m != jnp.inf, jnp.exp(lp), jnp.ones_like(m)
 
     def on_accelerators(h, m, lp):
         z = _rows.scaled_logits(h, m, _rows.temperature_terms(temperature, m.dtype))
-        live = ((z > -jnp.inf) & (jnp.abs(h) < jnp.inf)).astype(lp.dtype)
-        return live, jnp.full_like(m, True, dtype=bool)
+        live = (z + 0 * h > -jnp.inf).astype(lp.dtype)
+        e = jnp.exp(z)
+        inverse_total = 1 / jnp.sum(e, axes, keepdims=True)
+        return live, jnp.full_like(m, True, dtype=bool), e, inverse_total
 
     return _rows.platform_dependent(h, m, lp, cpu=on_cpu, default=on_accelerators)
 

@@ -15,34 +15,49 @@ range, and ``2d == x - max`` exactly wherever that is representable):
 =====================================  ======================================
 entry                                  ``z``
 =====================================  ======================================
-``h == m`` (the max, ties, ``+inf``    0; an all ``-inf`` row (every entry
-entries of a ``+inf`` row)             a max entry) is zeroed in the outputs
-                                       (:func:`dead_entries`)
+``d == 0`` (the max and its ties)      0 (``0·rate``)
+``d`` NaN at an infinite ``h``         0; an all ``-inf`` row (every entry
+(``inf - inf``: the ``+inf`` entries   such a one) is zeroed in the outputs
+of a ``+inf`` row, every entry of an   (:func:`dead_entries`)
+all ``-inf`` row)
 ``d == -inf`` (``-inf`` logits, the    ``-inf``
 finite entries of a ``+inf`` row)
 ``T == 0`` (``-0.0`` too) and          ``-inf``: the hard max, whatever the
-``h < m``                              gap
+``d < 0``                              gap
 otherwise                              ``(d·c)·(2/(T·c))``, ``c`` a power of
                                        two that keeps ``2/(T·c)`` normal for
                                        huge ``T`` (XLA turns ``/T`` into
                                        ``·(1/T)``, which flushes to 0 above
                                        ``T = 2^126`` in float32)
-NaN ``x`` (or NaN ``m``)               NaN
+NaN ``x``                              NaN (a NaN ``m``, which comes only
+                                       from a NaN ``x``, makes the row's
+                                       finite entries 0 or NaN: its sums are
+                                       NaN either way)
 =====================================  ======================================
 
 At ``T = inf`` the last line gives ``0`` for every finite ``d`` (uniform over
-the live entries). A negative or NaN ``T`` (possible only when traced) makes the
-max entries' ``z`` NaN, and so the row sums and the whole row. Subnormal
-logits closer than their own spacing may halve to the same ``h`` and then
-count as tied, and on backends that flush subnormals (XLA's CPU and GPU) a
-logit below twice the smallest normal halves to 0: ``logsumexp`` of a row whose
-max is such a value is then off by that value (at most ``2.4e-38`` in
-float32).
+the live entries). A negative or NaN ``T`` (possible only when traced) has a
+NaN rate and poison, which makes ``z`` NaN at every entry that is not ``-inf``,
+and so the row sums and the whole row. Subnormal logits closer than their own
+spacing may halve to the same ``h`` and then count as tied, and on backends
+that flush subnormals (XLA's CPU and GPU) a logit below twice the smallest
+normal halves to 0: ``logsumexp`` of a row whose max is such a value is then
+off by that value (at most ``2.4e-38`` in float32). There a gap between two
+halves that is itself subnormal gives ``z = 0`` at ``T > 0`` (it is below
+``1e-38·2/T``); at ``T = 0`` both halves are first scaled by ``2^24`` in a
+row whose max is below 1, so that the gap stays a gap (the hard max "whatever
+the gap" of DESIGN.md).
 
-Every edge is a select on ``h`` and the broadcast ``m`` and ``T`` terms
-(no compare on a per-row value): XLA fuses those into the passes, where a
-per-row flag (``T == 0``, ``m == -inf``) became a kernel of its own
-(``python -m bench accel``: every forward on H100 and TPU v5e).
+Every edge is a select on ``h``, on ``d`` and on the broadcast ``T`` terms
+(no per-row flag selecting between elementwise arrays): XLA fuses those into
+the passes, where a per-row flag (``T == 0``, ``m == -inf``) in such a select
+became a kernel of its own (``python -m bench accel``: every forward on H100
+and TPU v5e). The row max reaches the entries only through ``d``: XLA:GPU
+fuses a max whose broadcast has one user with the passes after it into one
+Triton softmax kernel, which it did not when ``h == m`` and ``h < m`` read
+the broadcast max too (log_softmax forward+backward on H100: float32 32x1000
+1.80x -> 1.00x jax.nn's bytes, 4096x4096 1.70x -> 1.20x; see
+:func:`jsoftmax._cores._live`).
 """
 
 from __future__ import annotations
@@ -125,7 +140,7 @@ class Temperature(NamedTuple):
     """Per-row factors for :func:`scaled_logits` (shapes broadcast on rows)."""
 
     prescale: jax.Array  # c: 1, or 2^-e for T > 2^e (e = half the max exponent)
-    rate: jax.Array  # 2/(T·c), at most 2/tiny; 0 at T = inf, NaN for NaN T
+    rate: jax.Array  # 2/(T·c), at most 2/tiny; 0 at T = inf, NaN where T < 0 or NaN
     hard: jax.Array  # inf at T == 0 (-0.0 too), else 1
     poison: jax.Array  # 0, or NaN where T < 0 or NaN
 
@@ -143,7 +158,7 @@ def temperature_terms(temperature, dtype) -> Temperature:
     half_exponent = jnp.finfo(dtype).maxexp // 2
     huge = t > 2.0**half_exponent
     prescale = jnp.where(huge, 2.0**-half_exponent, 1).astype(dtype)
-    rate = 1 / jnp.maximum(t * prescale * 0.5, tiny)
+    rate = jnp.where(t >= 0, 1 / jnp.maximum(t * prescale * 0.5, tiny), jnp.nan)
     hard = jnp.where(t == 0, jnp.inf, 1).astype(dtype)
     poison = jnp.where(t >= 0, 0, jnp.nan).astype(dtype)
     return Temperature(prescale, rate, hard, poison)
@@ -154,22 +169,29 @@ def scaled_logits(h, m, temp: Temperature):
 
     ``h = x/2`` (:func:`halved`) and ``m`` its row max (keepdims); or one
     gathered ``h`` per row (the losses' label) with that row's ``m``: the same
-    arithmetic then gives the row's own ``z`` bit for bit. No operation
-    touches ``m`` or ``T`` alone but the broadcast, so XLA fuses everything
-    into the passes that read ``x`` (on an H100 small rows become one Triton
-    softmax kernel, as ``jax.nn``'s do).
+    arithmetic then gives the row's own ``z`` bit for bit. The broadcast
+    ``m`` has one use and the terms of ``T`` enter as numbers, so XLA fuses
+    everything into the passes that read ``x`` (on an H100 small rows become
+    one Triton softmax kernel, as ``jax.nn``'s do).
     """
-    scaled = (h - m) * temp.prescale
-    # Below the max, scaled·hard is -inf (or NaN: a gap flushed to 0 at
-    # T = 0) exactly at the -inf gaps and, at T = 0, everywhere: there z is
-    # -inf. Not z itself: its rate stays finite, so that no derivative of z
+    # d·c as (h·c) - (m·c), the row max's one use (module doc). At T = 0
+    # only the sign of the gap counts: magnified by 2^24 in a row whose max
+    # is below 1, so that a gap between two tiny normals is not flushed to 0
+    # (any subnormal gap becomes normal; h·c overflows only to -inf, still
+    # below the max). Per-row values: XLA fuses them into the passes.
+    c = jnp.where((temp.hard == jnp.inf) & (jnp.abs(m) < 1), 2.0**24, temp.prescale)
+    scaled = h * c - m * c
+    # Below the max, scaled·hard is -inf exactly at the -inf gaps and, at
+    # T = 0, everywhere: there z is -inf. At the max it is 0, or NaN (0·inf)
+    # at T = 0, and z is 0·rate: 0, NaN for an invalid T (poisoning the row
+    # sums). Not z itself: its rate stays finite, so that no derivative of z
     # meets inf·0.
-    cut = (h < m) & ~(scaled * temp.hard > -jnp.inf)
-    z = jnp.where(cut, -jnp.inf, scaled * temp.rate)
-    # The max entries: 0 (NaN for an invalid T, poisoning the row sums). In
-    # an all -inf row every entry is a max entry: callers read such a row off
-    # dead_entries in their output, where XLA fuses it.
-    return jnp.where(h == m, temp.poison, z)
+    z = jnp.where(scaled * temp.hard == -jnp.inf, -jnp.inf, scaled * temp.rate)
+    # The gap is NaN where an infinite h meets the same infinite max (inf -
+    # inf): those entries are max entries (poison). In an all -inf row every
+    # entry is one: callers read such a row off dead_entries in their output,
+    # where XLA fuses it. A NaN h stays NaN.
+    return jnp.where(scaled == scaled, z, jnp.where(h == h, temp.poison, h))
 
 
 def ordinary_temperature(temp: Temperature):
