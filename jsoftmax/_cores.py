@@ -16,6 +16,7 @@ barrier is in softmax's rule for float16 input (:func:`_as_read`).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -162,12 +163,18 @@ def _live(x, lp, temperature, axes):
     recomputes the row from ``x`` in the backward instead of reading
     ``log p`` (log_softmax forward+backward on H100, float32: 32x1000 2
     kernels against 4, 1.80x -> 1.00x jax.nn's bytes; 4096x4096 1.70x ->
-    1.20x; 4096x32768 1.07x -> 1.00x; TPU v5e one kernel fewer, the same
-    bytes; ``python -m bench accel``). A mask read off ``x - max`` alone
-    (1/T at an entry whose ``z`` underflows to ``-inf``) would also keep bfloat16
-    4096x32768 on H100 at 1.00x (1.14x so), but the CPU then has to read
-    ``x`` (float32 4096x32768, 1024x131072, 8192x1024 in one process:
-    0.53x, 0.59x, 0.64x of jax.nn against 0.72x, 0.55x, 0.83x).
+    1.00x with the sum below; 4096x32768 1.07x -> 1.00x; TPU v5e one kernel
+    fewer, the same bytes; ``python -m bench accel``). On GPUs, for rows of
+    at most 16384 entries (the rows XLA:GPU fuses into one Triton softmax
+    kernel), the backward sums ``exp z`` itself instead of sharing the
+    forward's sum,
+    which XLA:GPU otherwise computes in a kernel of its own (4096x4096 and
+    any such width: 3 kernels and 1.20x jax.nn's bytes -> 2 and 1.00x; on
+    wider rows it costs a pass: 4096x32768 1.00x -> 1.22x). A mask read off
+    ``x - max`` alone (1/T at an entry whose ``z`` underflows to ``-inf``)
+    would also keep bfloat16 4096x32768 on H100 at 1.00x (1.14x so), but the
+    CPU then has to read ``x`` (float32 4096x32768, 1024x131072, 8192x1024 in
+    one process: 0.53x, 0.59x, 0.64x of jax.nn against 0.72x, 0.55x, 0.83x).
 
     On CPU off ``log p`` by min/max arithmetic, not a compare: XLA:CPU fuses
     no compare into its vectorised row sums (8192x1024 float32: 0.64x of
@@ -184,14 +191,32 @@ def _live(x, lp, temperature, axes):
         live = jnp.sign(jnp.maximum(lp * 0.25 + big, 0))
         return live, m != jnp.inf, jnp.exp(lp), jnp.ones_like(m)
 
-    def on_accelerators(h, m, lp):
+    def from_x(h, m, lp, own_sum):
         z = _rows.scaled_logits(h, m, _rows.temperature_terms(temperature, m.dtype))
         live = (z + 0 * h > -jnp.inf).astype(lp.dtype)
         e = jnp.exp(z)
-        inverse_total = 1 / jnp.sum(e, axes, keepdims=True)
-        return live, jnp.full_like(m, True, dtype=bool), e, inverse_total
+        if own_sum:
+            # Σ e over the entries with a finite or NaN x: Σ e itself in a
+            # row of finite max, NaN in a NaN row, 0 in +inf and all -inf rows,
+            # whose derivatives are 0·(1/1) = 0 (selects: a product with
+            # the mask becomes a select that would drop a NaN entry, and max
+            # with a NaN is not relied upon). Not the forward's sum, so XLA
+            # does not share it.
+            total = jnp.sum(jnp.where(jnp.abs(h) == jnp.inf, 0, e), axes, keepdims=True)
+            total = jnp.where(total == 0, 1, total)
+        else:
+            total = jnp.sum(e, axes, keepdims=True)
+        return live, jnp.full_like(m, True, dtype=bool), e, 1 / total
 
-    return _rows.platform_dependent(h, m, lp, cpu=on_cpu, default=on_accelerators)
+    def on_gpus(h, m, lp):
+        return from_x(h, m, lp, own_sum=math.prod(x.shape[a] for a in axes) <= 16384)
+
+    def on_accelerators(h, m, lp):
+        return from_x(h, m, lp, own_sum=False)
+
+    return _rows.platform_dependent(
+        h, m, lp, cpu=on_cpu, cuda=on_gpus, default=on_accelerators
+    )
 
 
 # --------------------------------------------------------------------------- #

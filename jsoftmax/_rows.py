@@ -56,7 +56,7 @@ and TPU v5e). The row max reaches the entries only through ``d``: XLA:GPU
 fuses a max whose broadcast has one user with the passes after it into one
 Triton softmax kernel, which it did not when ``h == m`` and ``h < m`` read
 the broadcast max too (log_softmax forward+backward on H100: float32 32x1000
-1.80x -> 1.00x jax.nn's bytes, 4096x4096 1.70x -> 1.20x; see
+1.80x -> 1.00x jax.nn's bytes, 4096x4096 1.70x -> 1.00x, with the rule of
 :func:`jsoftmax._cores._live`).
 """
 
