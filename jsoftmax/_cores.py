@@ -172,9 +172,9 @@ def _live(x, lp, temperature, axes):
     any such width: 3 kernels and 1.20x jax.nn's bytes -> 2 and 1.00x; on
     wider rows it costs a pass: 4096x32768 1.00x -> 1.22x). A mask read off
     ``x - max`` alone (1/T at an entry whose ``z`` underflows to ``-inf``)
-    would also keep bfloat16 4096x32768 on H100 at 1.00x (1.14x so), but the
-    CPU then has to read ``x`` (float32 4096x32768, 1024x131072, 8192x1024 in
-    one process: 0.53x, 0.59x, 0.64x of jax.nn against 0.72x, 0.55x, 0.83x).
+    would change the derivative there and make the CPU read ``x`` (float32
+    4096x32768, 1024x131072, 8192x1024 in one process: 0.53x, 0.59x, 0.64x
+    of jax.nn against 0.72x, 0.55x, 0.83x).
 
     On CPU off ``log p`` by min/max arithmetic, not a compare: XLA:CPU fuses
     no compare into its vectorised row sums (8192x1024 float32: 0.64x of
@@ -191,11 +191,22 @@ def _live(x, lp, temperature, axes):
         live = jnp.sign(jnp.maximum(lp * 0.25 + big, 0))
         return live, m != jnp.inf, jnp.exp(lp), jnp.ones_like(m)
 
-    def from_x(h, m, lp, own_sum):
+    def from_x(h, m, lp, gpu_rows=None):
+        # gpu_rows: "fused" for rows that XLA:GPU fuses into one Triton
+        # softmax kernel (at most 16384 entries), "wide" for wider ones on
+        # GPUs, None elsewhere.
         z = _rows.scaled_logits(h, m, _rows.temperature_terms(temperature, m.dtype))
-        live = (z + 0 * h > -jnp.inf).astype(lp.dtype)
+        if gpu_rows == "wide":
+            # By arithmetic (the same values): XLA:GPU writes the compare
+            # below out as a boolean array in bfloat16 (4096x32768: 1.14x
+            # jax.nn's bytes -> 1.002x).
+            big = _rows.limits(lp.dtype)[0]
+            finite_x = (jnp.abs(h) < jnp.inf).astype(lp.dtype)
+            live = jnp.sign(jnp.maximum(z * 0.25 + big, 0)) * finite_x
+        else:
+            live = (z + 0 * h > -jnp.inf).astype(lp.dtype)
         e = jnp.exp(z)
-        if own_sum:
+        if gpu_rows == "fused":
             # Σ e over the entries with a finite or NaN x: Σ e itself in a
             # row of finite max, NaN in a NaN row, 0 in +inf and all -inf rows,
             # whose derivatives are 0·(1/1) = 0 (selects: a product with
@@ -209,10 +220,11 @@ def _live(x, lp, temperature, axes):
         return live, jnp.full_like(m, True, dtype=bool), e, 1 / total
 
     def on_gpus(h, m, lp):
-        return from_x(h, m, lp, own_sum=math.prod(x.shape[a] for a in axes) <= 16384)
+        fused = math.prod(x.shape[a] for a in axes) <= 16384
+        return from_x(h, m, lp, "fused" if fused else "wide")
 
     def on_accelerators(h, m, lp):
-        return from_x(h, m, lp, own_sum=False)
+        return from_x(h, m, lp)
 
     return _rows.platform_dependent(
         h, m, lp, cpu=on_cpu, cuda=on_gpus, default=on_accelerators

@@ -218,6 +218,39 @@ def test_linear_cross_entropy_branches_agree(accelerator_branches, dtype):
         np.testing.assert_allclose(accel, cpu, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_gpu_branches_on_rows_wider_than_one_triton_kernel(accelerator_branches, dtype):
+    # Rows of more than 16384 entries take the GPUs' other form of
+    # log_softmax's rule (the mask by arithmetic, the forward's row sum):
+    # every edge row, tiled, at every temperature edge.
+    x = jnp.asarray(np.tile(ROWS, (1, 2731)), dtype)  # 9 x 16386
+    g = jax.random.normal(jax.random.key(9), x.shape, jnp.float32).astype(dtype)
+
+    def run(x, t):
+        value, pullback = jax.vjp(
+            lambda x, t: jsoftmax.log_softmax(x, temperature=t), x, t
+        )
+        return (value, *pullback(g))
+
+    for name in ("per row", "1", "0", "inf", "1e-30"):
+        t = jnp.asarray(TEMPERATURES[name], jnp.float32)
+        results = {}
+        for platform in (None, "cuda"):
+            accelerator_branches(platform)
+            outs = jax.jit(run)(x, t)
+            results[platform] = [np.asarray(v, np.float64) for v in outs]
+        floors = _term_sizes(
+            TEMPERATURES[name], np.asarray(g, np.float64), results[None][0]
+        )
+        parts = zip(
+            ("value", "d/dx", "d/dT"), results[None], results["cuda"], strict=True
+        )
+        for part, cpu, gpu in parts:
+            tolerance = 4 * float(jnp.finfo(dtype).eps)
+            what = f"log_softmax {part} T={name}"
+            _assert_same(cpu, gpu, tolerance, what, floors.get(part, 0.0))
+
+
 _ENTRIES = [-np.inf, np.inf, np.nan, -1e9, -3e38, 3e38, -40.0, -1.0, 0.0, 2.0, 2.0]
 
 
