@@ -164,13 +164,15 @@ def _live(x, lp, temperature, axes):
     ``log p`` (log_softmax forward+backward on H100, float32: 32x1000 2
     kernels against 4, 1.80x -> 1.00x jax.nn's bytes; 4096x4096 1.70x ->
     1.00x with the sum below; 4096x32768 1.07x -> 1.00x; TPU v5e one kernel
-    fewer, the same bytes; ``python -m bench accel``). On GPUs, for rows of
-    at most 16384 entries (the rows XLA:GPU fuses into one Triton softmax
-    kernel), the backward sums ``exp z`` itself instead of sharing the
-    forward's sum,
-    which XLA:GPU otherwise computes in a kernel of its own (4096x4096 and
-    any such width: 3 kernels and 1.20x jax.nn's bytes -> 2 and 1.00x; on
-    wider rows it costs a pass: 4096x32768 1.00x -> 1.22x). A mask read off
+    fewer, the same bytes; ``python -m bench accel``). On GPUs the row width
+    (static) picks the form: rows of at most 16384 entries, which XLA:GPU
+    fuses into one Triton softmax kernel, sum ``exp z`` in the backward
+    instead of sharing the forward's sum, which XLA:GPU otherwise computes in
+    a kernel of its own (4096x4096 and any such width: 3 kernels and 1.20x
+    jax.nn's bytes -> 2 and 1.00x; on wider rows it costs a pass: 4096x32768
+    1.00x -> 1.22x); wider rows form the mask by min/max arithmetic (bfloat16
+    4096x32768: 1.14x -> 1.002x; on the narrower rows it costs the
+    one-kernel program: bfloat16 2 -> 4 kernels). A mask read off
     ``x - max`` alone (1/T at an entry whose ``z`` underflows to ``-inf``)
     would change the derivative there and make the CPU read ``x`` (float32
     4096x32768, 1024x131072, 8192x1024 in one process: 0.53x, 0.59x, 0.64x
