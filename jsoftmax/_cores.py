@@ -148,6 +148,12 @@ def _log_softmax_jvp(axes, primals, tangents):
     return log_p, tangent.astype(log_p.dtype)
 
 
+# The widest row XLA:GPU fuses into one Triton softmax kernel (jax 0.10,
+# deviceless H100: log_softmax forward+backward at 4096x16384 against
+# 4096x16385 in python -m bench accel --shapes).
+TRITON_ROW_LIMIT = 16384
+
+
 def _live(x, lp, temperature, axes):
     """``(live, keep, e, inverse_total)``: the product of ``live``
     (elementwise) and ``keep`` (per row) is 1 where ``log p`` is finite in a
@@ -188,23 +194,24 @@ def _live(x, lp, temperature, axes):
     h = _rows.halved(x)
     m = _rows.half_max(x, axes)
 
+    def above_minus_inf(v):
+        # 1 where v > -inf (v <= 0 finite), 0 at -inf, by min/max arithmetic.
+        big = _rows.limits(v.dtype)[0]
+        return jnp.sign(jnp.maximum(v * 0.25 + big, 0))
+
     def on_cpu(h, m, lp):
-        big = _rows.limits(lp.dtype)[0]
-        live = jnp.sign(jnp.maximum(lp * 0.25 + big, 0))
-        return live, m != jnp.inf, jnp.exp(lp), jnp.ones_like(m)
+        return above_minus_inf(lp), m != jnp.inf, jnp.exp(lp), jnp.ones_like(m)
 
     def from_x(h, m, lp, gpu_rows=None):
         # gpu_rows: "fused" for rows that XLA:GPU fuses into one Triton
-        # softmax kernel (at most 16384 entries), "wide" for wider ones on
-        # GPUs, None elsewhere.
+        # softmax kernel (at most TRITON_ROW_LIMIT entries), "wide" for wider
+        # ones on GPUs, None elsewhere.
         z = _rows.scaled_logits(h, m, _rows.temperature_terms(temperature, m.dtype))
         if gpu_rows == "wide":
             # By arithmetic (the same values): XLA:GPU writes the compare
             # below out as a boolean array in bfloat16 (4096x32768: 1.14x
             # jax.nn's bytes -> 1.002x).
-            big = _rows.limits(lp.dtype)[0]
-            finite_x = (jnp.abs(h) < jnp.inf).astype(lp.dtype)
-            live = jnp.sign(jnp.maximum(z * 0.25 + big, 0)) * finite_x
+            live = above_minus_inf(z) * (jnp.abs(h) < jnp.inf).astype(lp.dtype)
         else:
             live = (z + 0 * h > -jnp.inf).astype(lp.dtype)
         e = jnp.exp(z)
@@ -222,7 +229,7 @@ def _live(x, lp, temperature, axes):
         return live, jnp.full_like(m, True, dtype=bool), e, 1 / total
 
     def on_gpus(h, m, lp):
-        fused = math.prod(x.shape[a] for a in axes) <= 16384
+        fused = math.prod(x.shape[a] for a in axes) <= TRITON_ROW_LIMIT
         return from_x(h, m, lp, "fused" if fused else "wide")
 
     def on_accelerators(h, m, lp):
